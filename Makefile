@@ -1,0 +1,60 @@
+# batchscore: `make demo` runs a whole nightly pipeline on embedded defaults; `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+DEMO_DATE  ?= 2026-11-21
+DEMO_DAYS  ?= 21
+DEMO_ROWS  ?= 100000
+TRAIN_DATE ?= 2026-11-14
+DRIFT_FROM ?=
+PIPELINE   ?= churn
+
+export AIRFLOW_HOME ?= $(CURDIR)/var/airflow
+
+.PHONY: setup demo test test-unit lint format clean package
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt setup.cfg pyproject.toml infra/check_python.sh
+	@bash infra/check_python.sh $(PYTHON)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -c "import pyspark, pathlib; jars = pathlib.Path(pyspark.__file__).parent / 'jars'; \
+	  assert any(j.name.startswith('spark-core_2.13-' + pyspark.__version__) for j in jars.iterdir()), 'pyspark Python files do not match its jars'"
+	@touch $@
+
+demo: setup
+	@echo "== 1/3 seed the lake ($(DEMO_DAYS) days x $(DEMO_ROWS) rows, ending $(DEMO_DATE))"
+	$(BIN)/batchscore lake seed --days $(DEMO_DAYS) --rows $(DEMO_ROWS) --end-date $(DEMO_DATE) $(if $(DRIFT_FROM),--drift-from $(DRIFT_FROM))
+	@echo "== 2/3 train the first model (once; skipped when a champion exists)"
+	$(BIN)/batchscore train --pipeline $(PIPELINE) --date $(TRAIN_DATE) --if-missing
+	@echo "== 3/3 run the nightly DAG for $(DEMO_DATE) through Airflow"
+	$(BIN)/batchscore run --pipeline $(PIPELINE) --date $(DEMO_DATE)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(BIN)/python -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy batchscore jobs features dags
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+package: setup
+	@mkdir -p var/dist
+	rm -f var/dist/batchscore.zip
+	zip -qr var/dist/batchscore.zip batchscore jobs features -x '*__pycache__*'
+	@echo "var/dist/batchscore.zip (for spark-submit --py-files)"
+
+clean:
+	rm -rf var

@@ -1,0 +1,212 @@
+"""The `batchscore` command: seed a lake, train a model, run a pipeline through Airflow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from datetime import date
+from typing import Any
+
+from batchscore.settings import ConfigError, discover_pipelines, load_platform, load_settings
+
+log = logging.getLogger("batchscore.cli")
+
+
+def configure_logging(verbose: bool) -> None:
+    """Structured (logfmt) logs on stderr; quiet by default, third-party libraries quieter still."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(
+            'ts=%(asctime)s level=%(levelname)s logger=%(name)s msg="%(message)s"', "%Y-%m-%dT%H:%M:%S"
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    for noisy in ("py4j", "great_expectations", "evidently", "airflow", "sqlalchemy", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
+
+
+def progress(message: str) -> None:
+    print(f"  {message}", flush=True)
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from batchscore.lake import Lake
+    from batchscore.seed import SeedSpec, seed_lake
+
+    platform = load_platform()
+    spec = SeedSpec(
+        rows=args.rows, seed=args.seed, drift_from=args.drift_from, label_lag_days=args.label_lag_days
+    )
+    started = time.perf_counter()
+    print(f"Seeding {args.days} days x {args.rows:,} rows ending {args.end_date} into {platform.lake_url}")
+    counts = seed_lake(Lake(platform.lake_url), spec, args.end_date, args.days, progress=progress)
+    seconds = time.perf_counter() - started
+    print(
+        f"Seeded {counts['customer_partitions']} customer and {counts['label_partitions']} label partitions "
+        f"in {seconds:.1f}s ({args.days * args.rows / seconds:,.0f} rows/s)"
+    )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from batchscore.lake import Lake
+    from batchscore.registry import ModelRegistry
+
+    settings = load_settings(args.pipeline)
+    registry = ModelRegistry(Lake(settings.platform.lake_url), settings.pipeline.model.name)
+    current = registry.aliases().get(settings.pipeline.model.alias)
+    if args.if_missing and current is not None:
+        print(
+            f"{settings.pipeline.model.name}: {settings.pipeline.model.alias} is v{current} already; not retraining"
+        )
+        return 0
+    from jobs import train
+
+    print(f"Training {settings.pipeline.model.name} on labels landed by {args.date} (Spark + XGBoost)...")
+    result = train.run(settings, args.date, promote=args.promote)
+    metrics = result["metrics"]
+    print(
+        f"Registered {result['model']} v{result['version']}"
+        f"{' as ' + settings.pipeline.model.alias if result['promoted'] else ''}: "
+        f"holdout AUC {metrics['holdout_auc']:.3f}, log loss {metrics['holdout_logloss']:.3f}, "
+        f"{result['rows']:,} labelled rows, {result['seconds']:.0f}s"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from batchscore.airflow_run import run_pipeline
+
+    settings = load_settings(args.pipeline)
+    print(f"Running DAG {settings.pipeline.dag_id} for {args.date} through Airflow (dag.test)...")
+    outcome = run_pipeline(settings, args.date, model_version=args.model_version, on_task=_print_task)
+    _print_summary(settings, args.date, outcome)
+    return 0 if outcome["state"] == "success" else 1
+
+
+def _print_task(task_id: str, state: str, result: Any) -> None:
+    detail = ""
+    if isinstance(result, dict):
+        parts = [
+            f"{result['rows']:,} rows" if "rows" in result else "",
+            f"v{result['model_version']}" if "model_version" in result and task_id == "resolve_model" else "",
+            f"decision={result['decision']}" if "decision" in result else "",
+            f"{result['seconds']:.1f}s" if "seconds" in result else "",
+        ]
+        detail = "  " + ", ".join(p for p in parts if p)
+    mark = {"success": "ok ", "failed": "FAIL", "upstream_failed": "skip", "skipped": "skip"}.get(
+        state, state
+    )
+    print(f"  [{mark:>4}] {task_id:<20}{detail}", flush=True)
+
+
+def _print_summary(settings: Any, run_date: date, outcome: dict[str, Any]) -> None:
+    results = outcome["results"]
+    pipeline = settings.pipeline
+    print()
+    print(f"DAG run {outcome['run_id']}: {outcome['state'].upper()} in {outcome['seconds']:.0f}s")
+    if outcome["state"] != "success":
+        for task_id, error in outcome["errors"].items():
+            print(f"  {task_id} failed: {error}")
+        return
+    model = results["resolve_model"]
+    rows = {k: results[k].get("rows") for k in ("validate_raw", "build_features", "score", "publish")}
+    print(
+        f"  rows: raw {rows['validate_raw']:,} -> features {rows['build_features']:,} -> scored "
+        f"{rows['score']:,} -> published {rows['publish']:,}  (model {model['model_name']} v{model['model_version']})"
+    )
+    gate = results["drift_gate"]
+    print(
+        f"  drift gate: {gate['decision']} (drifted share {gate['drifted_share']:.2f}, "
+        f"features drifted: {', '.join(gate['drifted_features']) or 'none'})"
+    )
+    print(f"  warehouse:  {settings.platform.warehouse_url}")
+    for stage in ("validate_raw", "validate_features", "validate_scores"):
+        print(f"  report:     {results[stage]['report']}")
+    print(f"  report:     {results['drift_report']['report']}")
+    print("  try:")
+    path = settings.platform.warehouse_url.removeprefix("duckdb://")
+    print(f'    .venv/bin/batchscore sql "SELECT * FROM {pipeline.scores_table}_by_day"')
+    print(
+        f"    .venv/bin/python -c \"import duckdb; print(duckdb.connect('{path}', read_only=True)"
+        f".sql('SELECT * FROM latest_{pipeline.scores_table} ORDER BY score DESC LIMIT 10'))\""
+    )
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    platform = load_platform()
+    if not platform.warehouse_url.startswith("duckdb://"):
+        raise ConfigError("`batchscore sql` queries the embedded DuckDB warehouse only")
+    with duckdb.connect(platform.warehouse_url.removeprefix("duckdb://"), read_only=True) as con:
+        print(con.sql(args.query))
+    return 0
+
+
+def cmd_pipelines(args: argparse.Namespace) -> int:
+    pipelines = discover_pipelines()
+    if args.json:
+        print(json.dumps([p.model_dump(mode="json") for p in pipelines], indent=2))
+    for p in pipelines if not args.json else []:
+        print(
+            f"{p.name:<16} dag={p.dag_id:<24} model={p.model.name}@{p.model.alias:<10} schedule={p.schedule.cron}"
+        )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="batchscore", description=__doc__)
+    root.add_argument("-v", "--verbose", action="store_true", help="INFO logs on stderr")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    lake = sub.add_parser("lake", help="the data lake").add_subparsers(dest="lake_command", required=True)
+    seed = lake.add_parser("seed", help="write a synthetic example lake (customers + late labels)")
+    seed.add_argument("--days", type=int, default=21)
+    seed.add_argument("--rows", type=int, default=100_000, help="customers per daily partition")
+    seed.add_argument("--end-date", type=date.fromisoformat, required=True, help="last day to write")
+    seed.add_argument("--drift-from", type=date.fromisoformat, help="inject drift from this day on")
+    seed.add_argument("--seed", type=int, default=42)
+    seed.add_argument("--label-lag-days", type=int, default=3)
+    seed.set_defaults(func=cmd_seed)
+
+    train = sub.add_parser("train", help="train and register a model version")
+    train.add_argument("--pipeline", required=True)
+    train.add_argument("--date", type=date.fromisoformat, required=True, help="use labels landed by this day")
+    train.add_argument("--promote", action="store_true", help="make the new version the champion")
+    train.add_argument("--if-missing", action="store_true", help="do nothing when a champion exists")
+    train.set_defaults(func=cmd_train)
+
+    run = sub.add_parser("run", help="run a pipeline's nightly DAG for one logical date (a real DagRun)")
+    run.add_argument("--pipeline", required=True)
+    run.add_argument("--date", type=date.fromisoformat, required=True)
+    run.add_argument("--model-version", type=int)
+    run.set_defaults(func=cmd_run)
+
+    sql = sub.add_parser("sql", help="query the DuckDB warehouse read-only")
+    sql.add_argument("query")
+    sql.set_defaults(func=cmd_sql)
+
+    pipelines = sub.add_parser("pipelines", help="list and validate the pipeline files")
+    pipelines.add_argument("--json", action="store_true")
+    pipelines.set_defaults(func=cmd_pipelines)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""Typed settings: one YAML file per pipeline plus the platform's environment.
+
+This is the only module that reads environment variables. Everything else receives
+a `Settings` object (or parts of it) explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from batchscore.errors import PermanentFailure
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
+Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
+
+ENV_HOME = "BATCHSCORE_HOME"
+ENV_LAKE_URL = "BATCHSCORE_LAKE_URL"
+ENV_WAREHOUSE_URL = "BATCHSCORE_WAREHOUSE_URL"
+ENV_SPARK_MASTER = "BATCHSCORE_SPARK_MASTER"
+ENV_PIPELINES_DIR = "BATCHSCORE_PIPELINES_DIR"
+ENV_ALERT_WEBHOOK = "BATCHSCORE_ALERT_WEBHOOK"
+
+
+class ConfigError(PermanentFailure, ValueError):
+    """A pipeline file or an environment setting is invalid; the message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSettings(_Strict):
+    """The raw entity table the pipeline scores, landed daily in the lake."""
+
+    name: Identifier
+    entity_key: Identifier
+
+
+class LabelSettings(_Strict):
+    """Outcomes that land later than the features, in their own daily partitions."""
+
+    dataset: Identifier
+    column: Identifier
+    date_column: Identifier = "label_date"
+
+
+class ModelSettings(_Strict):
+    name: Identifier
+    alias: Identifier = "champion"
+
+
+class InferenceSettings(_Strict):
+    backend: Literal["xgboost", "onnx"] = "xgboost"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_rows: int = Field(default=65_536, gt=0)
+
+
+class SensorSettings(_Strict):
+    """How long to wait for the day's raw partition before failing the run."""
+
+    poke_interval_s: int = Field(default=300, gt=0)
+    timeout_s: int = Field(default=6 * 3600, gt=0)
+    mode: Literal["poke", "reschedule"] = "reschedule"
+
+
+class DriftSettings(_Strict):
+    method: Literal["psi"] = "psi"
+    threshold: float = Field(default=0.2, gt=0)
+    thresholds: dict[str, Annotated[float, Field(gt=0)]] = {}
+    max_drifted_share: float = Field(default=0.3, gt=0, le=1)
+    report_sample_rows: int = Field(default=5_000, gt=0)
+
+
+class TrainingSettings(_Strict):
+    window_days: int = Field(default=14, gt=0)
+    max_rows: int = Field(default=300_000, gt=0)
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
+    num_boost_round: int = Field(default=200, gt=0)
+    params: dict[str, float | int | str] = {
+        "max_depth": 6,
+        "eta": 0.1,
+        "subsample": 0.9,
+        "colsample_bytree": 0.9,
+        "min_child_weight": 5,
+    }
+    reference_sample_rows: int = Field(default=20_000, gt=0)
+    seed: int = 7
+
+
+class ScheduleSettings(_Strict):
+    """Airflow scheduling of the nightly DAG."""
+
+    cron: str = "@daily"
+    start_date: date
+    catchup: bool = False
+    max_active_runs: int = Field(default=1, gt=0)
+    retries: int = Field(default=2, ge=0)
+    retry_delay_s: int = Field(default=300, ge=0)
+    execution_timeout_s: int = Field(default=2 * 3600, gt=0)
+
+
+class WarehouseSettings(_Strict):
+    scores_table: Identifier | None = None
+
+
+class PipelineSettings(_Strict):
+    """One model scoring one entity table, as declared in `pipelines/<name>.yaml`."""
+
+    name: Identifier
+    description: str
+    owner: str = "ml-platform"
+    dataset: DatasetSettings
+    features: str = Field(pattern=r"^features\.[a-z][a-z0-9_]*$")
+    labels: LabelSettings
+    model: ModelSettings
+    inference: InferenceSettings = InferenceSettings()
+    sensor: SensorSettings = SensorSettings()
+    drift: DriftSettings = DriftSettings()
+    training: TrainingSettings = TrainingSettings()
+    schedule: ScheduleSettings
+    warehouse: WarehouseSettings = WarehouseSettings()
+    tags: list[str] = []
+
+    @property
+    def dag_id(self) -> str:
+        return f"batchscore_{self.name}"
+
+    @property
+    def scores_table(self) -> str:
+        return self.warehouse.scores_table or f"scores_{self.name}"
+
+    @property
+    def expectations_dir(self) -> Path:
+        return REPO_ROOT / "expectations" / self.name
+
+
+class PlatformSettings(_Strict):
+    """Where the lake, the warehouse and Spark are; set by the environment."""
+
+    home: Path
+    lake_url: str
+    warehouse_url: str
+    spark_master: str
+    pipelines_dir: Path
+    alert_webhook: str | None = None
+
+    @field_validator("warehouse_url")
+    @classmethod
+    def _known_warehouse(cls, value: str) -> str:
+        if not re.match(r"^(duckdb|postgresql|postgres)://", value):
+            raise ValueError("must start with duckdb:// or postgresql://")
+        return value
+
+    @model_validator(mode="after")
+    def _local_lake_only_for_now(self) -> PlatformSettings:
+        if "://" in self.lake_url and not self.lake_url.startswith("file://"):
+            raise ValueError(f"lake URL {self.lake_url!r}: only local paths and file:// are supported")
+        return self
+
+
+class Settings(_Strict):
+    """Everything one pipeline run needs, passed down explicitly."""
+
+    platform: PlatformSettings
+    pipeline: PipelineSettings
+
+
+def load_platform(env: Mapping[str, str] | None = None) -> PlatformSettings:
+    """Platform settings from the environment, defaulting to embedded stores under `var/`."""
+    env = os.environ if env is None else env
+    home = Path(env.get(ENV_HOME, REPO_ROOT)).resolve()
+    var = home / "var"
+    try:
+        return PlatformSettings(
+            home=home,
+            lake_url=_absolute(env.get(ENV_LAKE_URL, str(var / "lake")), home),
+            warehouse_url=env.get(ENV_WAREHOUSE_URL, f"duckdb:///{var / 'warehouse.duckdb'}"),
+            spark_master=env.get(ENV_SPARK_MASTER, "local[*]"),
+            pipelines_dir=Path(_absolute(env.get(ENV_PIPELINES_DIR, str(REPO_ROOT / "pipelines")), home)),
+            alert_webhook=env.get(ENV_ALERT_WEBHOOK) or None,
+        )
+    except ValidationError as exc:
+        raise ConfigError(f"environment: {_describe(exc)}") from None
+
+
+def _absolute(value: str, home: Path) -> str:
+    if "://" in value:
+        return value
+    path = Path(value)
+    return str(path if path.is_absolute() else (home / path).resolve())
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
+        problems.append(f"{where}: {err['msg']}{got}")
+    return "; ".join(problems)
+
+
+def load_pipeline(path: str | Path) -> PipelineSettings:
+    """Parse and validate one pipeline file; errors name the file, the key and the problem."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such pipeline file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    try:
+        pipeline = PipelineSettings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc)}") from None
+    if pipeline.name != path.stem:
+        raise ConfigError(f"{path}: name: must match the file name ({path.stem!r}), got {pipeline.name!r}")
+    return pipeline
+
+
+def pipeline_files(pipelines_dir: Path) -> list[Path]:
+    return sorted(pipelines_dir.glob("*.yaml"))
+
+
+def discover_pipelines(env: Mapping[str, str] | None = None) -> list[PipelineSettings]:
+    """Every pipeline declared in the pipelines folder, each validated."""
+    return [load_pipeline(path) for path in pipeline_files(load_platform(env).pipelines_dir)]
+
+
+def load_settings(pipeline: str, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings for one named pipeline: its YAML file plus the platform environment."""
+    platform = load_platform(env)
+    path = platform.pipelines_dir / f"{pipeline}.yaml"
+    if not path.exists():
+        known = ", ".join(p.stem for p in pipeline_files(platform.pipelines_dir)) or "none"
+        raise ConfigError(f"unknown pipeline {pipeline!r}: no {path} (known: {known})")
+    return Settings(platform=platform, pipeline=load_pipeline(path))

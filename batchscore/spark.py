@@ -1,0 +1,73 @@
+"""The one place a SparkSession is built, so local and cluster runs differ only by settings."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from batchscore.settings import PlatformSettings
+
+MIN_JAVA = 17
+
+
+class JavaMissing(RuntimeError):
+    """Spark needs a Java runtime that is not there."""
+
+
+def check_java() -> int:
+    """The Java major version; fails with the fix when Java 17+ is missing."""
+    java_home = os.environ.get("JAVA_HOME")
+    java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        raise JavaMissing(
+            f"Spark needs Java {MIN_JAVA} or newer and none was found on PATH or in JAVA_HOME. "
+            "Install it (Debian/Ubuntu: `apt-get install openjdk-17-jre-headless`) and retry."
+        )
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not match:
+        raise JavaMissing(f"could not read the Java version from {java}: {out.strip()!r}")
+    major = int(match.group(1))
+    if major == 1 and match.group(2):
+        major = int(match.group(2))
+    if major < MIN_JAVA:
+        raise JavaMissing(f"Spark 4 needs Java {MIN_JAVA}+, found Java {major} at {java}")
+    return major
+
+
+def get_spark(platform: PlatformSettings, app_name: str = "batchscore") -> SparkSession:
+    """A SparkSession for the configured master (`local[*]` by default), created once per process."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    check_java()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    cores = os.cpu_count() or 2
+    builder = (
+        SparkSession.builder.master(platform.spark_master)
+        .appName(app_name)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(max(2, cores * 2)))
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "65536")
+        .config("spark.sql.parquet.compression.codec", "snappy")
+        .config("spark.sql.sources.partitionOverwriteMode", "static")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.memory", "2g")
+        .config("spark.sql.warehouse.dir", str(platform.home / "var" / "spark-warehouse"))
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={platform.home / 'var'}")
+    )
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark

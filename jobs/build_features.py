@@ -1,0 +1,93 @@
+"""Build the features partition for one day from the raw partition, with the shared feature code.
+
+spark-submit --py-files var/dist/batchscore.zip jobs/build_features.py --pipeline churn --date 2026-11-21
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow.parquet as pq
+
+from batchscore.lake import Lake, data_files, partition_checksum
+from batchscore.settings import Settings, load_settings
+from features import FeatureSet, compute_features, load_feature_set
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+MANIFEST = "_batchscore.json"
+
+
+def transform(raw: DataFrame, feature_set: FeatureSet) -> DataFrame:
+    """Pure: raw entity rows in, entity key plus float32 features out."""
+    return compute_features(raw, feature_set)
+
+
+def partition_rows(partition: Path) -> int:
+    """Row count from the Parquet footers, without reading the data."""
+    return sum(pq.read_metadata(path).num_rows for path in data_files(partition))
+
+
+def read_manifest(partition: Path) -> dict[str, Any]:
+    path = partition / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"features partition {partition} has no {MANIFEST}; rebuild it")
+    return dict(json.loads(path.read_text()))
+
+
+def run(settings: Settings, run_date: date, spark: SparkSession | None = None) -> dict[str, Any]:
+    from batchscore.spark import get_spark
+
+    started = time.perf_counter()
+    pipeline = settings.pipeline
+    lake = Lake(settings.platform.lake_url)
+    feature_set = load_feature_set(pipeline.features)
+    raw_path = lake.raw_partition(pipeline.dataset.name, run_date)
+    files = lake.require_complete(raw_path)
+    input_checksum = partition_checksum(raw_path)
+    spark = spark or get_spark(settings.platform)
+
+    features = transform(spark.read.parquet(*[str(f) for f in files]), feature_set)
+    final = lake.features_partition(pipeline.name, run_date)
+    with lake.staged_partition(final) as staging:
+        features.write.parquet(str(staging))
+        rows = partition_rows(staging)
+        manifest = {
+            "pipeline": pipeline.name,
+            "run_date": run_date.isoformat(),
+            "feature_set": {
+                "name": feature_set.name,
+                "version": feature_set.version,
+                "hash": feature_set.content_hash,
+            },
+            "columns": [feature_set.entity_key, *feature_set.names],
+            "rows": rows,
+            "input_partition": str(raw_path),
+            "input_checksum": input_checksum,
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return {
+        "stage": "build_features",
+        "rows": rows,
+        "path": str(final),
+        "feature_set_hash": feature_set.content_hash,
+        "input_checksum": input_checksum,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    from jobs import print_result, stage_arguments
+
+    args = stage_arguments(__doc__.splitlines()[0]).parse_args(argv)
+    print_result(run(load_settings(args.pipeline), args.date))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,74 @@
+"""Publish one day's scores to the warehouse (write-audit-publish) and record the run.
+
+python -m jobs.publish --pipeline churn --date 2026-11-21 --model-version 1 --run-id manual-1
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from typing import Any
+
+from batchscore.lake import Lake
+from batchscore.settings import Settings, load_settings
+from batchscore.warehouse import RunRecord, ScoresSlice, open_warehouse
+from jobs.build_features import read_manifest
+
+
+def run(
+    settings: Settings,
+    run_date: date,
+    model_version: int,
+    run_id: str,
+    try_number: int = 1,
+    stage_seconds: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    pipeline = settings.pipeline
+    lake = Lake(settings.platform.lake_url)
+    features_path = lake.features_partition(pipeline.name, run_date)
+    scores_path = lake.scores_partition(pipeline.name, model_version, run_date)
+    lake.require_complete(features_path)
+    lake.require_complete(scores_path)
+    manifest = read_manifest(features_path)
+    warehouse = open_warehouse(settings.platform.warehouse_url)
+    target = ScoresSlice(
+        pipeline=pipeline.name,
+        table=pipeline.scores_table,
+        entity_key=pipeline.dataset.entity_key,
+        run_date=run_date,
+        model_name=pipeline.model.name,
+        model_version=model_version,
+        run_id=run_id,
+    )
+    published = warehouse.publish_scores(target, scores_path, expected_rows=int(manifest["rows"]))
+    timings = {**(stage_seconds or {}), "publish": published["seconds"]}
+    warehouse.record_run(
+        RunRecord(
+            run_id=run_id,
+            try_number=try_number,
+            pipeline=pipeline.name,
+            run_date=run_date,
+            model_name=pipeline.model.name,
+            model_version=model_version,
+            status="published",
+            rows_in=int(manifest["rows"]),
+            rows_out=published["rows"],
+            input_checksum=manifest["input_checksum"],
+            stage_seconds=timings,
+        )
+    )
+    return {"stage": "publish", **published, "warehouse": settings.platform.warehouse_url}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from jobs import print_result, stage_arguments
+
+    parser = stage_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--model-version", type=int, required=True)
+    parser.add_argument("--run-id", required=True)
+    args = parser.parse_args(argv)
+    print_result(run(load_settings(args.pipeline), args.date, args.model_version, args.run_id))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

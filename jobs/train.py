@@ -1,0 +1,289 @@
+"""Train an XGBoost model on labelled feature history and register it (UBJ, JSON, ONNX).
+
+The training set is built with the same feature code the nightly run uses, point in
+time: features of day D are joined with the labels for D that had landed by the end date.
+
+    python -m jobs.train --pipeline churn --date 2026-11-21 [--promote]
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from batchscore.errors import PermanentFailure
+from batchscore.lake import Lake, partition_checksum
+from batchscore.registry import ModelRegistry, ModelVersion
+from batchscore.settings import REPO_ROOT, Settings, load_settings
+from features import FeatureSet, compute_features, load_feature_set
+
+if TYPE_CHECKING:
+    import xgboost as xgb
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+HASH_BUCKETS = 10_000
+ONNX_TOLERANCE = 1e-5
+
+
+class TrainingError(PermanentFailure, RuntimeError):
+    """No usable labelled data, or an exported artifact disagrees with the trained model."""
+
+
+def training_days(lake: Lake, settings: Settings, end: date) -> tuple[list[date], list[Path]]:
+    """Label partitions that landed in the window ending at `end`, and the days they label."""
+    labels = settings.pipeline.labels
+    arrivals = [end - timedelta(days=k) for k in range(settings.pipeline.training.window_days)]
+    label_parts = [lake.raw_partition(labels.dataset, d) for d in sorted(arrivals)]
+    label_parts = [p for p in label_parts if lake.is_complete(p)]
+    if not label_parts:
+        raise TrainingError(
+            f"no {labels.dataset} partitions landed in the {len(arrivals)} days up to {end}; "
+            "nothing to train on"
+        )
+    return arrivals, label_parts
+
+
+def transform(
+    raw: DataFrame,
+    labels: DataFrame,
+    feature_set: FeatureSet,
+    label_column: str,
+    label_date_column: str,
+    max_rows: int,
+    holdout_fraction: float,
+) -> DataFrame:
+    """Pure: join each day's features with that day's labels, sample, mark a holdout by entity."""
+    from pyspark.sql import functions as F
+
+    key = feature_set.entity_key
+    features = compute_features(raw, feature_set, passthrough=("dt",))
+    joined = features.join(
+        labels.select(
+            F.col(key).cast("long").alias(key),
+            F.col(label_date_column).alias("dt"),
+            F.col(label_column).cast("int").alias("label"),
+        ),
+        on=[key, "dt"],
+        how="inner",
+    )
+    bucket = F.abs(F.xxhash64(F.col(key), F.col("dt"))) % HASH_BUCKETS
+    entity_bucket = F.abs(F.xxhash64(F.col(key))) % HASH_BUCKETS
+    return (
+        joined.withColumn("_bucket", bucket)
+        .withColumn("holdout", entity_bucket < int(holdout_fraction * HASH_BUCKETS))
+        .orderBy("_bucket", key, "dt")
+        .limit(max_rows)
+        .drop("_bucket")
+    )
+
+
+def fit(frame: pd.DataFrame, feature_names: list[str], settings: Settings) -> xgb.Booster:
+    import xgboost as xgb
+
+    training = settings.pipeline.training
+    train = frame[~frame["holdout"]]
+    holdout = frame[frame["holdout"]]
+    dtrain = xgb.DMatrix(
+        train[feature_names].to_numpy(np.float32), label=train["label"], feature_names=feature_names
+    )
+    dvalid = xgb.DMatrix(
+        holdout[feature_names].to_numpy(np.float32), label=holdout["label"], feature_names=feature_names
+    )
+    params = {
+        **training.params,
+        "objective": "binary:logistic",
+        "eval_metric": ["logloss", "auc"],
+        "tree_method": "hist",
+        "seed": training.seed,
+    }
+    return xgb.train(
+        params,
+        dtrain,
+        num_boost_round=training.num_boost_round,
+        evals=[(dvalid, "holdout")],
+        verbose_eval=False,
+    )
+
+
+def evaluate(booster: xgb.Booster, frame: pd.DataFrame, feature_names: list[str]) -> dict[str, float]:
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    holdout = frame[frame["holdout"]]
+    predicted = booster.inplace_predict(holdout[feature_names].to_numpy(np.float32))
+    return {
+        "holdout_auc": round(float(roc_auc_score(holdout["label"], predicted)), 6),
+        "holdout_logloss": round(float(log_loss(holdout["label"], predicted, labels=[0, 1])), 6),
+        "holdout_rows": len(holdout),
+        "train_rows": int((~frame["holdout"]).sum()),
+        "base_rate": round(float(frame["label"].mean()), 6),
+    }
+
+
+def export(booster: xgb.Booster, feature_names: list[str], sample: np.ndarray, out: Path) -> float:
+    """Write model.ubj, model.json and model.onnx; returns the ONNX/XGBoost max abs difference."""
+    import onnxruntime as ort
+    from onnxmltools.convert import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    booster.save_model(out / "model.ubj")
+    booster.save_model(out / "model.json")
+    anonymous = booster.copy()
+    anonymous.feature_names = None  # onnxmltools only accepts the f0..fN naming
+    onnx_model = convert_xgboost(
+        anonymous, initial_types=[("features", FloatTensorType([None, len(feature_names)]))], target_opset=15
+    )
+    (out / "model.onnx").write_bytes(onnx_model.SerializeToString())
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    onnx_scores = session.run(["probabilities"], {"features": sample})[0][:, 1]
+    diff = float(np.max(np.abs(onnx_scores - booster.inplace_predict(sample))))
+    if diff > ONNX_TOLERANCE:
+        raise TrainingError(f"ONNX export disagrees with XGBoost by {diff:.2e} (> {ONNX_TOLERANCE})")
+    return diff
+
+
+def xgboost_version() -> str:
+    import xgboost as xgb
+
+    return str(xgb.__version__)
+
+
+def code_version() -> str:
+    result = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() or "unknown"
+
+
+def run(
+    settings: Settings,
+    end: date,
+    *,
+    promote: bool = False,
+    spark: SparkSession | None = None,
+) -> dict[str, Any]:
+    """Train on the window ending at `end`, register the version, promote it when asked.
+
+    The first version of a model always becomes the champion: there is nothing to compare with.
+    """
+    from batchscore.spark import get_spark
+
+    started = time.perf_counter()
+    pipeline = settings.pipeline
+    lake = Lake(settings.platform.lake_url)
+    feature_set = load_feature_set(pipeline.features)
+    _, label_parts = training_days(lake, settings, end)
+    spark = spark or get_spark(settings.platform)
+
+    labels = spark.read.parquet(*[str(p) for p in label_parts])
+    label_dates = sorted(row[0] for row in labels.select(pipeline.labels.date_column).distinct().collect())
+    raw_parts = [lake.raw_partition(pipeline.dataset.name, d) for d in label_dates]
+    raw_parts = [p for p in raw_parts if lake.is_complete(p)]
+    if not raw_parts:
+        raise TrainingError(
+            f"no complete {pipeline.dataset.name} partitions for the labelled days {label_dates}"
+        )
+    raw = spark.read.option("basePath", str(raw_parts[0].parent)).parquet(*[str(p) for p in raw_parts])
+    frame = transform(
+        raw,
+        labels,
+        feature_set,
+        pipeline.labels.column,
+        pipeline.labels.date_column,
+        pipeline.training.max_rows,
+        pipeline.training.holdout_fraction,
+    ).toPandas()
+    if frame.empty or frame["label"].nunique() < 2:
+        raise TrainingError("the labelled training set is empty or has a single class")
+
+    names = feature_set.names
+    booster = fit(frame, names, settings)
+    metrics = evaluate(booster, frame, names)
+    reference = frame.sample(n=min(len(frame), pipeline.training.reference_sample_rows), random_state=0)
+    reference = reference[[feature_set.entity_key, *names]].reset_index(drop=True)
+    matrix = reference[names].to_numpy(np.float32)
+    reference["score"] = booster.inplace_predict(matrix).astype(np.float64)
+
+    registry = ModelRegistry(lake, pipeline.model.name)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        onnx_diff = export(booster, names, matrix[:2000], out)
+        reference.to_parquet(out / "reference.parquet", index=False)
+        version = registry.register(
+            out,
+            {
+                "pipeline": pipeline.name,
+                "created_at": datetime.now(UTC).isoformat(),
+                "code_version": code_version(),
+                "feature_set": {
+                    "name": feature_set.name,
+                    "version": feature_set.version,
+                    "hash": feature_set.content_hash,
+                    "features": names,
+                },
+                "training_window": {
+                    "start": label_dates[0].isoformat(),
+                    "end": label_dates[-1].isoformat(),
+                    "labels_landed_by": end.isoformat(),
+                },
+                "training_data": {p.name: partition_checksum(p) for p in raw_parts},
+                "metrics": metrics,
+                "params": dict(pipeline.training.params),
+                "num_boost_round": pipeline.training.num_boost_round,
+                "onnx_max_abs_diff": onnx_diff,
+                "xgboost_version": xgboost_version(),
+            },
+        )
+    promoted = _promote_if_first_or_asked(registry, version, pipeline.model.alias, promote)
+    return {
+        "stage": "train",
+        "model": version.model,
+        "version": version.version,
+        "promoted": promoted,
+        "metrics": metrics,
+        "rows": len(frame),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def _promote_if_first_or_asked(
+    registry: ModelRegistry, version: ModelVersion, alias: str, promote: bool
+) -> bool:
+    current = registry.aliases().get(alias)
+    if current is None or promote:
+        reason = "first model version" if current is None else "promoted at training time (--promote)"
+        registry.move_alias(
+            alias,
+            version.version,
+            reason=reason,
+            expected_current=current,
+            evidence=version.metadata["metrics"],
+        )
+        return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> None:
+    from jobs import print_result, stage_arguments
+
+    parser = stage_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--promote", action="store_true", help="point the champion alias at the new version")
+    args = parser.parse_args(argv)
+    print_result(run(load_settings(args.pipeline), args.date, promote=args.promote))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
