@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from batchscore.settings import PlatformSettings
 
 MIN_JAVA = 17
+LOG4J_CONFIG = Path(__file__).resolve().parent.parent / "infra" / "spark" / "log4j2.properties"
 
 
 class JavaMissing(RuntimeError):
@@ -66,7 +68,10 @@ def get_spark(platform: PlatformSettings, app_name: str = "batchscore") -> Spark
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", "2g")
         .config("spark.sql.warehouse.dir", str(platform.home / "var" / "spark-warehouse"))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={platform.home / 'var'}")
+        .config(
+            "spark.driver.extraJavaOptions",
+            f"-Dderby.system.home={platform.home / 'var'} -Dlog4j.configurationFile={LOG4J_CONFIG}",
+        )
     )
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")

@@ -1,0 +1,100 @@
+"""Pipeline files load into typed settings; every mistake names the file, the key and the problem."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from batchscore.settings import REPO_ROOT, ConfigError, load_pipeline, load_platform, load_settings
+
+CHURN = REPO_ROOT / "pipelines" / "churn.yaml"
+
+
+def write_variant(tmp_path: Path, name: str = "churn", **changes: object) -> Path:
+    data = yaml.safe_load(CHURN.read_text())
+    for dotted, value in changes.items():
+        node = data
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node[part]
+        if value is None:
+            node.pop(leaf)
+        else:
+            node[leaf] = value
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_shipped_pipeline_loads_with_its_values():
+    pipeline = load_pipeline(CHURN)
+    assert pipeline.name == "churn"
+    assert pipeline.dag_id == "batchscore_churn"
+    assert pipeline.scores_table == "scores_churn"
+    assert pipeline.drift.thresholds["monthly_charges"] == 0.15
+    assert pipeline.schedule.retries == 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"drift__threshold": -1}, "drift.threshold: Input should be greater than 0"),
+        ({"inference__device": "tpu"}, "inference.device: Input should be 'auto', 'cpu' or 'cuda'"),
+        ({"dataset__entity_key": "Customer ID"}, "dataset.entity_key: String should match pattern"),
+        ({"model": None}, "model: Field required"),
+        ({"schedule__retrys": 3}, "schedule.retrys: Extra inputs are not permitted"),
+        ({"features": "os.system"}, "features: String should match pattern"),
+    ],
+)
+def test_invalid_values_name_file_key_and_problem(tmp_path, changes, expected):
+    path = write_variant(tmp_path, **changes)
+    with pytest.raises(ConfigError) as err:
+        load_pipeline(path)
+    assert str(path) in str(err.value)
+    assert expected in str(err.value)
+
+
+def test_name_must_match_file(tmp_path):
+    path = write_variant(tmp_path, name="other")
+    with pytest.raises(ConfigError, match="name: must match the file name"):
+        load_pipeline(path)
+
+
+def test_broken_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "churn.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_pipeline(bad)
+    with pytest.raises(ConfigError, match="no such pipeline file"):
+        load_pipeline(tmp_path / "missing.yaml")
+
+
+def test_unknown_pipeline_lists_known_ones():
+    with pytest.raises(ConfigError, match=r"unknown pipeline 'fraud'.*known: churn"):
+        load_settings("fraud", {})
+
+
+def test_environment_overrides_lake_warehouse_and_spark(tmp_path):
+    platform = load_platform(
+        {
+            "BATCHSCORE_HOME": str(tmp_path),
+            "BATCHSCORE_LAKE_URL": "lake-here",
+            "BATCHSCORE_WAREHOUSE_URL": "duckdb:///tmp/w.duckdb",
+            "BATCHSCORE_SPARK_MASTER": "spark://127.0.0.1:7077",
+        }
+    )
+    assert platform.lake_url == str(tmp_path / "lake-here")
+    assert platform.warehouse_url == "duckdb:///tmp/w.duckdb"
+    assert platform.spark_master == "spark://127.0.0.1:7077"
+
+
+def test_defaults_are_embedded_under_var(tmp_path):
+    platform = load_platform({"BATCHSCORE_HOME": str(tmp_path)})
+    assert platform.lake_url == str(tmp_path / "var" / "lake")
+    assert platform.warehouse_url == f"duckdb:///{tmp_path / 'var' / 'warehouse.duckdb'}"
+    assert platform.spark_master == "local[*]"
+
+
+def test_bad_warehouse_url_is_rejected():
+    with pytest.raises(ConfigError, match="warehouse_url: Value error, must start with duckdb:// or postgresql://"):
+        load_platform({"BATCHSCORE_WAREHOUSE_URL": "mysql://x"})
