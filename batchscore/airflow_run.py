@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -79,6 +80,7 @@ def run_pipeline(
     """Run the pipeline's DAG for `run_date`; returns state, run id, per-task results and errors."""
     env = airflow_environment(settings.platform.home)
     os.environ.update(env)
+    warnings.filterwarnings("ignore")  # Airflow's deprecation chatter; task errors still surface
     ensure_metadata_db(env)
 
     from airflow.dag_processing.dagbag import DagBag

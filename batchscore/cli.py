@@ -111,8 +111,13 @@ def _print_summary(settings: Any, run_date: date, outcome: dict[str, Any]) -> No
     print()
     print(f"DAG run {outcome['run_id']}: {outcome['state'].upper()} in {outcome['seconds']:.0f}s")
     if outcome["state"] != "success":
-        for task_id, error in outcome["errors"].items():
-            print(f"  {task_id} failed: {error}")
+        recorded = _recorded_errors(settings, outcome["run_id"])
+        for task_id, state in outcome["errors"].items():
+            if state == "failed":
+                print(f"  {task_id} failed: {recorded.get(task_id, 'see var/airflow/dag_test.log')}")
+        skipped = [t for t, state in outcome["errors"].items() if state != "failed"]
+        if skipped:
+            print(f"  not run: {', '.join(skipped)}; nothing was published for {run_date}")
         return
     model = results["resolve_model"]
     rows = {k: results[k].get("rows") for k in ("validate_raw", "build_features", "score", "publish")}
@@ -136,6 +141,20 @@ def _print_summary(settings: Any, run_date: date, outcome: dict[str, Any]) -> No
         f"    .venv/bin/python -c \"import duckdb; print(duckdb.connect('{path}', read_only=True)"
         f".sql('SELECT * FROM latest_{pipeline.scores_table} ORDER BY score DESC LIMIT 10'))\""
     )
+
+
+def _recorded_errors(settings: Any, run_id: str) -> dict[str, str]:
+    """The latest recorded error per task of a run, as the failure callback stored it."""
+    from batchscore.warehouse import open_warehouse
+
+    rows = open_warehouse(settings.platform.warehouse_url).query(
+        "SELECT error FROM scoring_runs WHERE run_id = ? AND status = 'failed' ORDER BY recorded_at", [run_id]
+    )
+    errors: dict[str, str] = {}
+    for (error,) in rows:
+        task_id, _, message = (error or "").partition(": ")
+        errors[task_id] = message
+    return errors
 
 
 def cmd_sql(args: argparse.Namespace) -> int:

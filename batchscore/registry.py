@@ -142,7 +142,7 @@ class ModelRegistry:
         version: int,
         *,
         reason: str,
-        expected_current: int | None | str = "any",
+        expected_current: int | str | None = "any",
         evidence: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Point `alias` at `version` and append the move to the history.

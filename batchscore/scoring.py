@@ -100,8 +100,11 @@ def load_scorer(ref: ModelRef) -> Scorer:
                 f"{ref.model} v{ref.version}: {ref.artifact_path} fails its checksum "
                 f"(expected {ref.sha256[:12]}…, found {actual[:12]}…); refusing to score"
             )
-        backend = {"xgboost": XGBoostScorer, "onnx": OnnxScorer}[ref.backend]
-        scorer = backend(ref.artifact_path, ref.device)
+        scorer = (
+            XGBoostScorer(ref.artifact_path, ref.device)
+            if ref.backend == "xgboost"
+            else OnnxScorer(ref.artifact_path, ref.device)
+        )
         _SCORERS[key] = scorer
         LOAD_COUNT["loads"] += 1
         log.info(

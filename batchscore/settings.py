@@ -184,7 +184,7 @@ def load_platform(env: Mapping[str, str] | None = None) -> PlatformSettings:
         return PlatformSettings(
             home=home,
             lake_url=_absolute(env.get(ENV_LAKE_URL, str(var / "lake")), home),
-            warehouse_url=env.get(ENV_WAREHOUSE_URL, f"duckdb:///{var / 'warehouse.duckdb'}"),
+            warehouse_url=env.get(ENV_WAREHOUSE_URL, f"duckdb://{var / 'warehouse.duckdb'}"),
             spark_master=env.get(ENV_SPARK_MASTER, "local[*]"),
             pipelines_dir=Path(_absolute(env.get(ENV_PIPELINES_DIR, str(REPO_ROOT / "pipelines")), home)),
             alert_webhook=env.get(ENV_ALERT_WEBHOOK) or None,

@@ -197,7 +197,7 @@ def run(
             f"no complete {pipeline.dataset.name} partitions for the labelled days {label_dates}"
         )
     raw = spark.read.option("basePath", str(raw_parts[0].parent)).parquet(*[str(p) for p in raw_parts])
-    frame = transform(
+    frame: pd.DataFrame = transform(
         raw,
         labels,
         feature_set,

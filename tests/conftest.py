@@ -15,7 +15,7 @@ def settings_env(tmp: Path, **extra: str) -> dict[str, str]:
     return {
         "BATCHSCORE_HOME": str(tmp),
         "BATCHSCORE_LAKE_URL": str(tmp / "lake"),
-        "BATCHSCORE_WAREHOUSE_URL": f"duckdb:///{tmp / 'warehouse.duckdb'}",
+        "BATCHSCORE_WAREHOUSE_URL": f"duckdb://{tmp / 'warehouse.duckdb'}",
         "BATCHSCORE_PIPELINES_DIR": str(REPO_ROOT / "pipelines"),
         **extra,
     }

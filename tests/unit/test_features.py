@@ -46,7 +46,9 @@ def raw_row(**overrides):
 
 
 def test_churn_features_values_and_schema(spark):
-    raw = spark.createDataFrame([raw_row(), raw_row(customer_id=8, total_charges=None, contract="two-year", nps_score=None)])
+    raw = spark.createDataFrame(
+        [raw_row(), raw_row(customer_id=8, total_charges=None, contract="two-year", nps_score=None)]
+    )
     out = {r["customer_id"]: r.asDict() for r in compute_features(raw, FEATURE_SET).collect()}
 
     assert compute_features(raw, FEATURE_SET).columns == ["customer_id", *FEATURE_SET.names]
@@ -58,7 +60,9 @@ def test_churn_features_values_and_schema(spark):
     assert first["has_streaming"] == 1.0 and first["has_paperless_billing"] == 0.0
     second = out[8]
     assert second["total_charges"] is None, "a missing input stays missing (XGBoost's NaN)"
-    assert second["charges_ratio"] == pytest.approx(500.0 / 501.0, rel=1e-6), "falls back to list price x tenure"
+    assert second["charges_ratio"] == pytest.approx(500.0 / 501.0, rel=1e-6), (
+        "falls back to list price x tenure"
+    )
     assert second["nps_score"] is None
     assert second["contract_two_year"] == 1.0
 
@@ -75,7 +79,10 @@ def test_content_hash_tracks_what_changes_values():
     assert len(base) == 64
     reworded = dataclasses.replace(
         FEATURE_SET,
-        features=(dataclasses.replace(FEATURE_SET.features[0], description="other words"), *FEATURE_SET.features[1:]),
+        features=(
+            dataclasses.replace(FEATURE_SET.features[0], description="other words"),
+            *FEATURE_SET.features[1:],
+        ),
     )
     assert reworded.content_hash == base
     changed = dataclasses.replace(

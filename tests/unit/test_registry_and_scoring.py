@@ -84,7 +84,7 @@ def test_backends_agree_on_the_same_model(registered):
         assert batch.column("run_date")[0].as_py() == DAY
     assert export_diff < 1e-5
     assert np.max(np.abs(out["xgboost"] - out["onnx"])) < 1e-5
-    assert 0 <= out["xgboost"].min() and out["xgboost"].max() <= 1
+    assert out["xgboost"].min() >= 0 and out["xgboost"].max() <= 1
     assert np.isnan(x).any(), "missing values reach the model as NaN"
 
 

@@ -91,10 +91,12 @@ def test_environment_overrides_lake_warehouse_and_spark(tmp_path):
 def test_defaults_are_embedded_under_var(tmp_path):
     platform = load_platform({"BATCHSCORE_HOME": str(tmp_path)})
     assert platform.lake_url == str(tmp_path / "var" / "lake")
-    assert platform.warehouse_url == f"duckdb:///{tmp_path / 'var' / 'warehouse.duckdb'}"
+    assert platform.warehouse_url == f"duckdb://{tmp_path / 'var' / 'warehouse.duckdb'}"
     assert platform.spark_master == "local[*]"
 
 
 def test_bad_warehouse_url_is_rejected():
-    with pytest.raises(ConfigError, match="warehouse_url: Value error, must start with duckdb:// or postgresql://"):
+    with pytest.raises(
+        ConfigError, match="warehouse_url: Value error, must start with duckdb:// or postgresql://"
+    ):
         load_platform({"BATCHSCORE_WAREHOUSE_URL": "mysql://x"})

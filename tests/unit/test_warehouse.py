@@ -36,7 +36,7 @@ def target(run_id="run-1", version=1, day=DAY) -> ScoresSlice:
 
 @pytest.fixture
 def warehouse(tmp_path):
-    return open_warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    return open_warehouse(f"duckdb://{tmp_path / 'w.duckdb'}")
 
 
 def test_publish_is_idempotent_per_slice(warehouse, tmp_path):
@@ -85,9 +85,13 @@ def test_audit_failure_publishes_nothing(warehouse, tmp_path, keys, scores, expe
 def test_runs_drift_and_events_are_recorded(warehouse):
     warehouse.record_run(RunRecord("r", 1, "churn", DAY, "churn_xgb", 1, "failed", error="boom"))
     warehouse.record_run(
-        RunRecord("r", 2, "churn", DAY, "churn_xgb", 1, "published", 10, 10, "abc", {"score": 2.0, "publish": 0.5})
+        RunRecord(
+            "r", 2, "churn", DAY, "churn_xgb", 1, "published", 10, 10, "abc", {"score": 2.0, "publish": 0.5}
+        )
     )
-    runs = warehouse.query("SELECT try_number, status, rows_per_s, error FROM scoring_runs ORDER BY try_number")
+    runs = warehouse.query(
+        "SELECT try_number, status, rows_per_s, error FROM scoring_runs ORDER BY try_number"
+    )
     assert runs == [(1, "failed", None, "boom"), (2, "published", 4.0, None)]
     metric = {"feature": "age", "method": "psi", "statistic": 0.3, "threshold": 0.2, "drifted": True}
     for _ in range(2):
@@ -109,6 +113,6 @@ def test_numpy_scores_round_trip(warehouse, tmp_path):
     keys = np.arange(1000)
     path = scores_file(tmp_path / "n", keys, np.linspace(0, 1, 1000))
     assert warehouse.publish_scores(target(), path, expected_rows=1000)["rows"] == 1000
-    assert warehouse.query("SELECT min(score), max(score), count(DISTINCT customer_id) FROM scores_churn") == [
-        (0.0, 1.0, 1000)
-    ]
+    assert warehouse.query(
+        "SELECT min(score), max(score), count(DISTINCT customer_id) FROM scores_churn"
+    ) == [(0.0, 1.0, 1000)]

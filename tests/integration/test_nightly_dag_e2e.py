@@ -1,0 +1,122 @@
+"""End to end: seed a lake, train, run the real nightly DAG through Airflow (dag.test) for two
+days, rerun the first, then feed it a bad partition; assert on the warehouse and the lake."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import settings_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+DAY1, DAY2, BAD_DAY = date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)
+ROWS = 3000
+
+
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **settings_env(home), "AIRFLOW_HOME": str(home / "airflow")}
+    command = [str(Path(sys.executable).with_name("batchscore")), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, check=False)
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
+    return result.stdout
+
+
+def scores(home: Path) -> list[tuple]:
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute(
+            "SELECT customer_id, run_date, model_version, score, run_id, model_name, pipeline "
+            "FROM scores_churn ORDER BY run_date, customer_id"
+        ).fetchall()
+
+
+def feature_rows(home: Path, day: date) -> int:
+    part = home / "lake" / "features" / "churn" / f"dt={day.isoformat()}"
+    return sum(pq.read_metadata(p).num_rows for p in part.glob("*.parquet"))
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("nightly")
+    ok(cli(home, "lake", "seed", "--days", "12", "--rows", str(ROWS), "--end-date", DAY2.isoformat()))
+    out = ok(cli(home, "train", "--pipeline", "churn", "--date", "2026-11-17"))
+    assert "Registered churn_xgb v1 as champion" in out
+    return home
+
+
+def test_two_days_then_a_rerun_publish_exactly_once(home):
+    first = ok(cli(home, "run", "--pipeline", "churn", "--date", DAY1.isoformat()))
+    assert "SUCCESS" in first and f"published {ROWS:,}" in first
+    ok(cli(home, "run", "--pipeline", "churn", "--date", DAY2.isoformat()))
+    before = scores(home)
+    ok(cli(home, "run", "--pipeline", "churn", "--date", DAY1.isoformat()))
+    after = scores(home)
+
+    assert after == before, "rerunning a day leaves the same rows"
+    for day in (DAY1, DAY2):
+        day_rows = [r for r in after if r[1] == day]
+        assert len(day_rows) == feature_rows(home, day) == ROWS
+        assert len({(r[0], r[1], r[2]) for r in day_rows}) == len(day_rows), "no duplicate keys"
+    assert all(0.0 <= r[3] <= 1.0 for r in after)
+    assert {(r[2], r[5], r[6]) for r in after} == {(1, "churn_xgb", "churn")}
+    assert {r[4] for r in after} == {f"manual__{d.isoformat()}T00:00:00+00:00" for d in (DAY1, DAY2)}
+
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        runs = con.execute(
+            "SELECT run_date, status, rows_in, rows_out, model_version FROM scoring_runs ORDER BY recorded_at"
+        ).fetchall()
+        drift = con.execute(
+            "SELECT count(DISTINCT feature), count(DISTINCT run_date) FROM drift_metrics"
+        ).fetchone()
+        events = con.execute("SELECT run_date, decision FROM model_events ORDER BY run_date").fetchall()
+    assert runs == [
+        (DAY1, "published", ROWS, ROWS, 1),
+        (DAY2, "published", ROWS, ROWS, 1),
+        (DAY1, "published", ROWS, ROWS, 1),
+    ]
+    assert drift == (25, 2), "24 features plus the prediction, for each day"
+    assert events == [(DAY1, "pass"), (DAY2, "pass")]
+    reports = home / "lake" / "reports"
+    for stage in ("raw", "features", "scores"):
+        assert (reports / "validation" / "churn" / f"dt={DAY1}" / stage / "report.html").is_file()
+    assert (reports / "drift" / "churn" / f"dt={DAY1}" / "drift.html").stat().st_size > 10_000
+
+
+def test_a_bad_partition_stops_the_run_and_publishes_nothing(home):
+    import pyarrow as pa
+
+    from batchscore.lake import Lake
+    from batchscore.seed import SeedSpec, customers_snapshot, write_partition
+
+    table, _ = customers_snapshot(SeedSpec(rows=ROWS), BAD_DAY)
+    ids = table["customer_id"].to_pylist()
+    ids[1] = ids[0]
+    table = table.set_column(0, "customer_id", pa.array(ids, pa.int64()))
+    write_partition(Lake(str(home / "lake")), "customers", BAD_DAY, table)
+    before = scores(home)
+
+    result = cli(home, "run", "--pipeline", "churn", "--date", BAD_DAY.isoformat())
+
+    assert result.returncode == 1
+    assert "validate_raw failed" in result.stdout
+    assert "expect_column_values_to_be_unique on customer_id: 2 unexpected" in result.stdout
+    assert scores(home) == before
+    assert not (home / "lake" / "features" / "churn" / f"dt={BAD_DAY}").exists()
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        failed = con.execute(
+            "SELECT status, error FROM scoring_runs WHERE run_date = ?", [BAD_DAY]
+        ).fetchall()
+    assert len(failed) == 1 and failed[0][0] == "failed"
+    assert "ValidationFailed" in failed[0][1] and "customers" in failed[0][1]

@@ -1,0 +1,85 @@
+"""DAG integrity: the DAG files import cleanly, cheaply, and follow the house conventions."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from batchscore.settings import REPO_ROOT, discover_pipelines
+
+PROBE = r"""
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+heavy_before = {m for m in ("pyspark", "xgboost", "great_expectations", "evidently", "onnxruntime", "duckdb") if m in sys.modules}
+bag = DagBag(dag_folder=sys.argv[1])
+heavy = sorted(m for m in ("pyspark", "xgboost", "great_expectations", "evidently", "onnxruntime", "duckdb", "pandas")
+               if m in sys.modules and m not in heavy_before)
+dags = {}
+for dag_id, dag in bag.dags.items():
+    dags[dag_id] = {
+        "tags": sorted(dag.tags),
+        "tasks": [t.task_id for t in dag.topological_sort()],
+        "retries": {t.task_id: t.retries for t in dag.tasks},
+        "timeouts": {t.task_id: bool(t.execution_timeout) for t in dag.tasks},
+        "catchup": dag.catchup,
+        "max_active_runs": dag.max_active_runs,
+        "doc": bool(dag.doc_md),
+        "params": sorted(dag.params.keys()),
+    }
+print(json.dumps({"errors": {str(k): str(v) for k, v in bag.import_errors.items()}, "dags": dags, "heavy": heavy}))
+"""
+
+
+def parse_dags(tmp_path: Path) -> dict:
+    lake = tmp_path / "lake-must-not-exist"
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "BATCHSCORE_LAKE_URL": str(lake),
+        "BATCHSCORE_WAREHOUSE_URL": f"duckdb://{tmp_path / 'wh-must-not-exist.duckdb'}",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(REPO_ROOT / "dags")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert not lake.exists(), "parsing DAGs touched the lake"
+    assert not (tmp_path / "wh-must-not-exist.duckdb").exists(), "parsing DAGs touched the warehouse"
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_dag_files_import_cleanly_and_follow_conventions(tmp_path):
+    parsed = parse_dags(tmp_path)
+    assert parsed["errors"] == {}
+    assert parsed["heavy"] == [], "DAG parsing must not import heavy libraries"
+    expected = {p.dag_id for p in discover_pipelines({})}
+    assert set(parsed["dags"]) == expected and expected
+    for dag_id, dag in parsed["dags"].items():
+        assert "batchscore" in dag["tags"], dag_id
+        assert all(r >= 1 for r in dag["retries"].values()), f"{dag_id}: every task retries"
+        assert all(dag["timeouts"].values()), f"{dag_id}: every task has an execution timeout"
+        assert dag["doc"] and dag["max_active_runs"] == 1 and dag["catchup"] is False
+        assert dag["params"] == ["model_version"]
+
+
+def test_nightly_stages_run_in_contract_order(tmp_path):
+    tasks = parse_dags(tmp_path)["dags"]["batchscore_churn"]["tasks"]
+    order = [
+        "wait_for_partition",
+        "validate_raw",
+        "build_features",
+        "validate_features",
+        "score",
+        "validate_scores",
+        "publish",
+        "drift_report",
+        "drift_gate",
+    ]
+    positions = [tasks.index(t) for t in order]
+    assert positions == sorted(positions)
+    assert tasks.index("resolve_model") < tasks.index("score")
