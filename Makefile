@@ -53,7 +53,7 @@ format: setup
 package: setup
 	@mkdir -p var/dist
 	rm -f var/dist/batchscore.zip
-	zip -qr var/dist/batchscore.zip batchscore jobs features -x '*__pycache__*'
+	$(BIN)/python -m zipfile -c var/dist/batchscore.zip batchscore jobs features
 	@echo "var/dist/batchscore.zip (for spark-submit --py-files)"
 
 clean:

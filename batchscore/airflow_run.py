@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -93,40 +94,109 @@ def run_pipeline(
     if dag is None:
         raise RuntimeError(f"no DAG {dag_id} in {env['AIRFLOW__CORE__DAGS_FOLDER']}")
 
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.types import DagRunType
+
     logical = datetime(run_date.year, run_date.month, run_date.day, tzinfo=UTC)
     conf = {"model_version": model_version} if model_version else None
-    started = time.perf_counter()
+    run_id = DagRun.generate_run_id(run_type=DagRunType.MANUAL, logical_date=logical, run_after=logical)
     log_file = Path(env["AIRFLOW_HOME"]) / "dag_test.log"
-    with quiet_airflow_logs(log_file):
-        dag_run = dag.test(run_after=logical, logical_date=logical, run_conf=conf)
-    return collect_outcome(dag_run, dag, time.perf_counter() - started, on_task)
+    started = time.perf_counter()
+    watcher = TaskProgress(dag_id, run_id, datetime.now(UTC), on_task)
+    watcher.start()
+    try:
+        with quiet_airflow_logs(log_file):
+            dag_run = dag.test(run_after=logical, logical_date=logical, run_conf=conf)
+    finally:
+        watcher.finish()
+    return collect_outcome(dag_run, dag, time.perf_counter() - started)
 
 
-def collect_outcome(dag_run: Any, dag: Any, seconds: float, on_task: TaskCallback | None) -> dict[str, Any]:
-    """Per-task states and return values of a finished DagRun, in the DAG's topological order."""
+FINISHED = {"success", "failed", "upstream_failed", "skipped", "up_for_retry"}
+
+
+def task_result(session: Any, dag_id: str, run_id: str, task_id: str) -> Any:
+    """A task's return value (its `return_value` XCom), or None."""
     from airflow.models.xcom import XComModel
+
+    query = XComModel.get_many(run_id=run_id, key="return_value", dag_ids=dag_id, task_ids=task_id)
+    row = session.scalars(query).first()
+    return XComModel.deserialize_value(row) if row is not None else None
+
+
+def _state(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+class TaskProgress(threading.Thread):
+    """Reports each task of a running DagRun as it finishes, by polling the metadata database."""
+
+    def __init__(self, dag_id: str, run_id: str, since: datetime, on_task: TaskCallback | None):
+        super().__init__(daemon=True)
+        self.dag_id, self.run_id, self.since, self.on_task = dag_id, run_id, since, on_task
+        self.reported: set[tuple[str, int, str]] = set()
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(1.0):
+            self.poll()
+
+    def finish(self) -> None:
+        self.stopping.set()
+        self.join(timeout=10)
+        self.poll()
+
+    def poll(self) -> None:
+        if self.on_task is None:
+            return
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        try:
+            with create_session() as session:
+                rows = session.execute(
+                    select(
+                        TaskInstance.task_id,
+                        TaskInstance.try_number,
+                        TaskInstance.state,
+                        TaskInstance.end_date,
+                    )
+                    .where(TaskInstance.dag_id == self.dag_id, TaskInstance.run_id == self.run_id)
+                    .order_by(TaskInstance.end_date)
+                ).all()
+                for task_id, try_number, state, end in rows:
+                    state = _state(state)
+                    key = (task_id, try_number, state)
+                    finished_now = state in FINISHED and (end is None or end >= self.since)
+                    if finished_now and key not in self.reported:
+                        self.reported.add(key)
+                        result = (
+                            task_result(session, self.dag_id, self.run_id, task_id)
+                            if state == "success"
+                            else None
+                        )
+                        self.on_task(task_id, state, result)
+        except Exception as exc:  # progress display must never break the run itself
+            logging.getLogger(__name__).debug("progress poll failed: %s", exc)
+
+
+def collect_outcome(dag_run: Any, dag: Any, seconds: float) -> dict[str, Any]:
+    """Per-task states and return values of a finished DagRun, in the DAG's topological order."""
     from airflow.utils.session import create_session
 
-    order = [t.task_id for t in dag.topological_sort()]
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
     with create_session() as session:
         tis = {ti.task_id: ti for ti in dag_run.get_task_instances(session=session)}
-        for task_id in order:
-            ti = tis.get(task_id)
-            state = str(ti.state.value if hasattr(ti.state, "value") else ti.state) if ti else "missing"
-            query = XComModel.get_many(
-                run_id=dag_run.run_id, key="return_value", dag_ids=dag.dag_id, task_ids=task_id
-            )
-            row = session.scalars(query).first()
-            results[task_id] = XComModel.deserialize_value(row) if row is not None else None
+        for task in dag.topological_sort():
+            ti = tis.get(task.task_id)
+            state = _state(ti.state) if ti else "missing"
+            results[task.task_id] = task_result(session, dag.dag_id, dag_run.run_id, task.task_id)
             if state != "success":
-                errors[task_id] = state
-            if on_task:
-                on_task(task_id, state, results[task_id])
-    state = str(dag_run.state.value if hasattr(dag_run.state, "value") else dag_run.state)
+                errors[task.task_id] = state
     return {
-        "state": state,
+        "state": _state(dag_run.state),
         "run_id": dag_run.run_id,
         "seconds": seconds,
         "results": results,

@@ -135,12 +135,11 @@ def _print_summary(settings: Any, run_date: date, outcome: dict[str, Any]) -> No
         print(f"  report:     {results[stage]['report']}")
     print(f"  report:     {results['drift_report']['report']}")
     print("  try:")
-    path = settings.platform.warehouse_url.removeprefix("duckdb://")
     print(f'    .venv/bin/batchscore sql "SELECT * FROM {pipeline.scores_table}_by_day"')
     print(
-        f"    .venv/bin/python -c \"import duckdb; print(duckdb.connect('{path}', read_only=True)"
-        f".sql('SELECT * FROM latest_{pipeline.scores_table} ORDER BY score DESC LIMIT 10'))\""
+        f'    .venv/bin/batchscore sql "SELECT * FROM latest_{pipeline.scores_table} ORDER BY score DESC LIMIT 10"'
     )
+    print('    .venv/bin/batchscore sql "SELECT * FROM run_history LIMIT 5"')
 
 
 def _recorded_errors(settings: Any, run_id: str) -> dict[str, str]:

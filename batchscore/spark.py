@@ -55,23 +55,27 @@ def get_spark(platform: PlatformSettings, app_name: str = "batchscore") -> Spark
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     cores = os.cpu_count() or 2
+    # Under spark-submit the JVM already runs with the submitted --master and options.
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ
+    builder = SparkSession.builder.appName(app_name)
+    if not submitted:
+        builder = (
+            builder.master(platform.spark_master)
+            .config("spark.driver.memory", "2g")
+            .config(
+                "spark.driver.extraJavaOptions",
+                f"-Dderby.system.home={platform.home / 'var'} -Dlog4j.configurationFile={LOG4J_CONFIG}",
+            )
+        )
     builder = (
-        SparkSession.builder.master(platform.spark_master)
-        .appName(app_name)
-        .config("spark.sql.session.timeZone", "UTC")
+        builder.config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(max(2, cores * 2)))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "65536")
         .config("spark.sql.parquet.compression.codec", "snappy")
-        .config("spark.sql.sources.partitionOverwriteMode", "static")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.memory", "2g")
         .config("spark.sql.warehouse.dir", str(platform.home / "var" / "spark-warehouse"))
-        .config(
-            "spark.driver.extraJavaOptions",
-            f"-Dderby.system.home={platform.home / 'var'} -Dlog4j.configurationFile={LOG4J_CONFIG}",
-        )
     )
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")

@@ -100,3 +100,15 @@ def test_bad_warehouse_url_is_rejected():
         ConfigError, match="warehouse_url: Value error, must start with duckdb:// or postgresql://"
     ):
         load_platform({"BATCHSCORE_WAREHOUSE_URL": "mysql://x"})
+
+
+def test_missing_java_is_reported_with_the_fix(monkeypatch, tmp_path):
+    from batchscore.spark import JavaMissing, check_java
+
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-java"))
+    with pytest.raises(
+        JavaMissing, match=r"Spark needs Java 17 or newer.*apt-get install openjdk-17-jre-headless"
+    ):
+        check_java()
+    monkeypatch.delenv("JAVA_HOME")
+    assert check_java() >= 17
