@@ -317,6 +317,9 @@ class DuckDBWarehouse:
             )
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a read-only query; a warehouse used for the first time gets its schema first."""
+        if not self.path.exists():
+            self.migrate()
         with self.connect(read_only=True) as con:
             return list(con.execute(sql, params or []).fetchall())
 

@@ -120,3 +120,24 @@ def test_a_bad_partition_stops_the_run_and_publishes_nothing(home):
         ).fetchall()
     assert len(failed) == 1 and failed[0][0] == "failed"
     assert "ValidationFailed" in failed[0][1] and "customers" in failed[0][1]
+
+
+def test_a_new_champion_and_a_pinned_backfill_keep_one_set_per_version(home):
+    out = ok(cli(home, "train", "--pipeline", "churn", "--date", DAY2.isoformat(), "--promote"))
+    assert "Registered churn_xgb v2 as champion" in out
+    ok(cli(home, "run", "--pipeline", "churn", "--date", DAY2.isoformat()))
+    pinned = ok(cli(home, "run", "--pipeline", "churn", "--date", DAY2.isoformat(), "--model-version", "1"))
+    assert "(model churn_xgb v1)" in pinned
+
+    day2 = [r for r in scores(home) if r[1] == DAY2]
+    by_version = {v: [r for r in day2 if r[2] == v] for v in (1, 2)}
+    assert len(by_version[1]) == len(by_version[2]) == ROWS, "one set per (day, model version)"
+    assert len({(r[0], r[2]) for r in day2}) == 2 * ROWS
+    assert [r[3] for r in by_version[1]] != [r[3] for r in by_version[2]], "v2 scores differ from v1"
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        latest_versions = con.execute(
+            "SELECT model_version, count(*) FROM scoring_runs WHERE run_date = ? AND status = 'published' "
+            "GROUP BY 1 ORDER BY 1",
+            [DAY2],
+        ).fetchall()
+    assert latest_versions == [(1, 2), (2, 1)]
