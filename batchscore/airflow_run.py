@@ -8,6 +8,7 @@ The embedded default: SQLite metadata under `var/airflow`, tasks run in this pro
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import logging
 import os
 import subprocess
@@ -41,7 +42,8 @@ def airflow_environment(home: Path) -> dict[str, str]:
 def ensure_metadata_db(env: dict[str, str]) -> None:
     """Create or upgrade the Airflow metadata database (idempotent, quiet)."""
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-    marker = Path(env["AIRFLOW_HOME"]) / ".batchscore-db-migrated"
+    version = importlib.metadata.version("apache-airflow")
+    marker = Path(env["AIRFLOW_HOME"]) / f".batchscore-db-migrated-{version}"
     if marker.exists():
         return
     airflow = Path(sys.executable).with_name("airflow")
