@@ -210,7 +210,7 @@ def read_scores(scores_path: Path, entity_key: str) -> pa.Table:
     if not files:
         raise AuditFailed(f"no score files in {scores_path}; nothing was published")
     try:
-        table = pq.ParquetDataset([str(f) for f in files]).read(
+        table = pq.ParquetDataset([str(f) for f in files], partitioning=None).read(
             columns=[entity_key, "score", "model_version", "run_date"]
         )
     except (KeyError, ValueError, OSError) as exc:
