@@ -34,6 +34,9 @@ from batchscore.warehouse.contract import (
     with_backoff,
 )
 
+OPENING = threading.Lock()
+"""Threads of one process share DuckDB's database instance; opening and closing it concurrently races."""
+
 
 def is_write_conflict(exc: BaseException) -> bool:
     """A conflict another writer caused: the transaction can be retried as a whole."""
@@ -44,7 +47,9 @@ def is_write_conflict(exc: BaseException) -> bool:
     message = str(exc)
     if isinstance(exc, duckdb.IOException) and "lock" in message.lower():
         return True  # another process holds the file
-    return isinstance(exc, duckdb.ConstraintException) and "published_slices" in message
+    # Every write here deletes its keys before inserting them, so a duplicate key means a
+    # concurrent writer inserted the same key first (a retry replaces it, a real bug re-raises).
+    return isinstance(exc, duckdb.ConstraintException) and "Duplicate key" in message
 
 
 class DuckDBWarehouse:
@@ -66,15 +71,17 @@ class DuckDBWarehouse:
 
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        con: Any = with_backoff(
-            lambda: duckdb.connect(str(self.path), read_only=read_only),
-            is_write_conflict,
-            attempts=self.retry_attempts,
-        )
+
+        def open_file() -> Any:
+            with OPENING:
+                return duckdb.connect(str(self.path), read_only=read_only)
+
+        con: Any = with_backoff(open_file, is_write_conflict, attempts=self.retry_attempts)
         try:
             yield con
         finally:
-            con.close()
+            with OPENING:
+                con.close()
 
     def _retrying(self, attempt: Any) -> Any:
         return with_backoff(attempt, is_write_conflict, attempts=self.retry_attempts)
@@ -148,17 +155,18 @@ class DuckDBWarehouse:
         self.ensure_scores_table(target.table, target.entity_key)
         scores = read_scores(scores_path, target.entity_key)
         raise_on_failures(audit_scores(scores, target, expected_rows), target)
-        timings = {"stage": time.perf_counter() - started}
+        files = sorted(str(path) for path in scores_path.glob("*.parquet"))
+        timings = {"read_audit": time.perf_counter() - started}
         pause_at("staged")
         attempts = 0
 
         def swap() -> int:
             nonlocal attempts
             attempts += 1
-            return self._swap(target, scores, expected_rows, pause_at)
+            return self._swap(target, files, expected_rows, pause_at)
 
         replaced: int = self._retrying(swap)
-        timings["swap"] = time.perf_counter() - started - timings["stage"]
+        timings["swap"] = time.perf_counter() - started - timings["read_audit"]
         pause_at("committed")
         return {
             "rows": expected_rows,
@@ -170,12 +178,15 @@ class DuckDBWarehouse:
             "cpu_seconds": round(time.process_time() - cpu_started, 3),
         }
 
-    def _swap(self, target: ScoresSlice, scores: Any, expected_rows: int, pause_at: PausePoint) -> int:
-        """Replace the slice and its `published_slices` row in one transaction; returns rows replaced."""
+    def _swap(self, target: ScoresSlice, files: list[str], expected_rows: int, pause_at: PausePoint) -> int:
+        """Replace the slice and its `published_slices` row in one transaction; returns rows replaced.
+
+        The rows come from the audited Parquet files through DuckDB's own (parallel) reader;
+        the inserted count is checked against the audited one before the commit.
+        """
         t, k = quoted(target.table), quoted(target.entity_key)
         key = [target.table, target.pipeline, target.run_date, target.model_version]
         with self.connect() as con:
-            con.register("staged_scores", scores)
             con.execute("BEGIN")
             try:
                 con.execute(
@@ -193,13 +204,15 @@ class DuckDBWarehouse:
                 ).fetchone()[0]
                 inserted = con.execute(
                     f"""INSERT INTO {t} ({k}, run_date, pipeline, model_name, model_version, score, run_id)
-                        SELECT {k}, CAST(? AS DATE), ?, ?, CAST(? AS INTEGER), score, ? FROM staged_scores""",
+                        SELECT {k}, CAST(? AS DATE), ?, ?, CAST(? AS INTEGER), score, ?
+                        FROM read_parquet(?, hive_partitioning = false)""",
                     [
                         target.run_date,
                         target.pipeline,
                         target.model_name,
                         target.model_version,
                         target.run_id,
+                        files,
                     ],
                 ).fetchone()[0]
                 if inserted != expected_rows:
