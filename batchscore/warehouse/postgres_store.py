@@ -39,6 +39,7 @@ from batchscore.warehouse.contract import (
     UnsupportedWarehouse,
     analyst_views,
     audit_scores,
+    duplicate_keys,
     no_pause,
     now,
     raise_on_failures,
@@ -192,12 +193,13 @@ class PostgresWarehouse:
     ) -> dict[str, Any]:
         """Audit, COPY into a fresh partition, swap it in, all in one transaction; raises AuditFailed on bad scores."""
         from psycopg import sql
+        from psycopg.errors import UniqueViolation
 
         started, cpu_started = time.perf_counter(), time.process_time()
         self.migrate()
         self.ensure_scores_table(target.table, target.entity_key)
         scores = read_scores(scores_path, target.entity_key)
-        raise_on_failures(audit_scores(scores, target, expected_rows), target)
+        raise_on_failures(audit_scores(scores, target, expected_rows, check_duplicates=False), target)
         payload = key_score_rows(
             scores.column(target.entity_key).to_numpy().astype(np.int64, copy=False),
             scores.column("score").to_numpy().astype(np.float64, copy=False),
@@ -259,7 +261,12 @@ class PostgresWarehouse:
                 raise RuntimeError(f"COPY loaded {copied} rows, expected {expected_rows}; rolled back")
             timings["copy"] = time.perf_counter() - mark
             mark = time.perf_counter()
-            con.execute(sql.SQL("CREATE UNIQUE INDEX ON {} ({})").format(part, k))
+            try:
+                con.execute(sql.SQL("CREATE UNIQUE INDEX ON {} ({})").format(part, k))
+            except UniqueViolation:  # the audit left uniqueness to the index; the transaction rolls back
+                duplicates = duplicate_keys(scores.column(target.entity_key))
+                raise_on_failures([f"{duplicates} duplicate keys"], target)
+                raise
             timings["index"] = time.perf_counter() - mark
             pause_at("staged")
             mark = time.perf_counter()
