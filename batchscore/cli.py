@@ -167,6 +167,34 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_warehouse_migrate(args: argparse.Namespace) -> int:
+    from batchscore.warehouse import open_warehouse
+
+    platform = load_platform()
+    applied = open_warehouse(platform.warehouse_url).migrate()
+    print(f"applied migrations {applied}" if applied else "schema is up to date")
+    return 0
+
+
+def cmd_warehouse_init_roles(args: argparse.Namespace) -> int:
+    from batchscore.warehouse import InvalidIdentifier, open_warehouse
+    from batchscore.warehouse.postgres_store import PostgresWarehouse
+
+    platform = load_platform()
+    warehouse = open_warehouse(platform.warehouse_url)
+    if not isinstance(warehouse, PostgresWarehouse):
+        raise ConfigError("`batchscore warehouse init-roles` needs a postgresql:// warehouse URL")
+    try:
+        roles = warehouse.init_roles(args.writer, args.analyst)
+    except InvalidIdentifier as exc:
+        raise ConfigError(str(exc)) from None
+    print(
+        f"writer role {roles['writer']} can publish, analyst role {roles['analyst']} can only read "
+        f"schema {roles['schema']} ({roles['objects_handed_over']} existing tables and views handed to the writer)"
+    )
+    return 0
+
+
 def cmd_pipelines(args: argparse.Namespace) -> int:
     pipelines = discover_pipelines()
     if args.json:
@@ -209,6 +237,18 @@ def parser() -> argparse.ArgumentParser:
     sql = sub.add_parser("sql", help="query the DuckDB warehouse read-only")
     sql.add_argument("query")
     sql.set_defaults(func=cmd_sql)
+
+    warehouse = sub.add_parser("warehouse", help="the warehouse's schema and roles").add_subparsers(
+        dest="warehouse_command", required=True
+    )
+    migrate = warehouse.add_parser("migrate", help="apply pending schema migrations")
+    migrate.set_defaults(func=cmd_warehouse_migrate)
+    roles = warehouse.add_parser(
+        "init-roles", help="PostgreSQL: create a writer role (publishes) and an analyst role (SELECT only)"
+    )
+    roles.add_argument("--writer", default="batchscore_writer", help="writer role name")
+    roles.add_argument("--analyst", default="batchscore_analyst", help="read-only analyst role name")
+    roles.set_defaults(func=cmd_warehouse_init_roles)
 
     pipelines = sub.add_parser("pipelines", help="list and validate the pipeline files")
     pipelines.add_argument("--json", action="store_true")

@@ -219,6 +219,7 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
 
             context = get_current_context()
             timings = {s["stage"]: float(s["seconds"]) for s in stages if "seconds" in s}
+            cpu = {s["stage"]: float(s["cpu_seconds"]) for s in stages if s.get("cpu_seconds") is not None}
             with no_retry_for_permanent_failures():
                 return job.run(
                     settings(),
@@ -227,6 +228,7 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
                     run_id=context["run_id"],
                     try_number=context["ti"].try_number,
                     stage_seconds=timings,
+                    stage_cpu_seconds=cpu,
                 )
 
         @task

@@ -6,6 +6,7 @@ python -m jobs.publish --pipeline churn --date 2026-11-21 --model-version 1 --ru
 from __future__ import annotations
 
 import sys
+import time
 from datetime import date
 from typing import Any
 
@@ -22,7 +23,14 @@ def run(
     run_id: str,
     try_number: int = 1,
     stage_seconds: dict[str, float] | None = None,
+    stage_cpu_seconds: dict[str, float] | None = None,
 ) -> dict[str, Any]:
+    """Publish the scores partition write-audit-publish and record the attempt with its cost.
+
+    `stage_seconds` and `stage_cpu_seconds` are what the upstream stages of the run took;
+    the run's CPU seconds per million rows counts theirs plus this process's publish.
+    """
+    cpu_started = time.process_time()
     pipeline = settings.pipeline
     lake = Lake(settings.platform.lake_url)
     features_path = lake.features_partition(pipeline.name, run_date)
@@ -42,6 +50,8 @@ def run(
     )
     published = warehouse.publish_scores(target, scores_path, expected_rows=int(manifest["rows"]))
     timings = {**(stage_seconds or {}), "publish": published["seconds"]}
+    publish_cpu = time.process_time() - cpu_started
+    cpu_seconds = sum((stage_cpu_seconds or {}).values()) + publish_cpu
     warehouse.record_run(
         RunRecord(
             run_id=run_id,
@@ -55,9 +65,25 @@ def run(
             rows_out=published["rows"],
             input_checksum=manifest["input_checksum"],
             stage_seconds=timings,
+            cpu_seconds=cpu_seconds,
         )
     )
-    return {"stage": "publish", **published, "warehouse": settings.platform.warehouse_url}
+    return {
+        "stage": "publish",
+        **published,
+        "cpu_seconds": round(publish_cpu, 3),
+        "run_cpu_s_per_million_rows": round(cpu_seconds / published["rows"] * 1e6, 3)
+        if published["rows"]
+        else None,
+        "warehouse": redacted(settings.platform.warehouse_url),
+    }
+
+
+def redacted(url: str) -> str:
+    """The warehouse URL without a password, fit for logs and XCom."""
+    import re
+
+    return re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", url)
 
 
 def main(argv: list[str] | None = None) -> None:

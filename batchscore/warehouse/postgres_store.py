@@ -1,0 +1,437 @@
+"""The PostgreSQL warehouse (`postgresql://user@host:port/db[?schema=name]`), psycopg 3.
+
+Each scores table is partitioned by slice: RANGE on (pipeline, run_date, model_version),
+one partition per published slice. A publish runs in ONE transaction:
+
+1. take `pg_advisory_xact_lock` on the slice (same slice: publishes queue; other slices: run),
+2. create a fresh table with the slice's constants as defaults and CHECK constraints,
+   `COPY (key, score) FROM STDIN (FORMAT BINARY)` into it (the stream is built with numpy),
+   build its unique index on the entity key,
+3. drop the slice's previous partition and ATTACH the new one, record it in `published_slices`,
+4. commit.
+
+Nothing is visible before the commit; a crash or a cut connection at any point rolls it all
+back (the staged table included), and readers see the old partition or the new one.
+Deleting and re-inserting a million indexed rows would take many seconds; the swap takes
+milliseconds, and the attach needs no scan because the CHECK constraint implies the bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+
+from batchscore.warehouse.contract import (
+    MIGRATIONS,
+    PausePoint,
+    RunRecord,
+    ScoresSlice,
+    UnsupportedWarehouse,
+    analyst_views,
+    audit_scores,
+    duplicate_keys,
+    no_pause,
+    now,
+    raise_on_failures,
+    read_scores,
+    validate_identifier,
+)
+from batchscore.warehouse.duckdb_store import drift_row, evidence_json
+from batchscore.warehouse.pg_binary import key_score_rows
+
+COPY_CHUNK_BYTES = 8 << 20
+SWAP_LOCK_TIMEOUT = "60s"  # waiting longer for readers to let go of the table fails the attempt loudly
+
+
+def lock_key(*parts: object) -> int:
+    """A signed 64-bit advisory lock key for a tuple of names (stable across processes)."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """(libpq connection URL, schema) from `postgresql://...[?schema=name]`; the schema defaults to public."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
+        raise UnsupportedWarehouse(f"warehouse URL {url!r}: expected postgresql://user@host:port/database")
+    query = parse_qsl(parts.query)
+    schemas = [value for name, value in query if name == "schema"]
+    schema = validate_identifier(schemas[-1] if schemas else "public", "schema name")
+    rest = urlencode([(name, value) for name, value in query if name != "schema"])
+    return urlunsplit(("postgresql", parts.netloc, parts.path, rest, "")), schema
+
+
+def to_pyformat(query: str) -> str:
+    """Rewrite `?` placeholders (the callers' DuckDB style) as psycopg's `%s`, outside string literals."""
+    out, in_literal = [], False
+    for char in query:
+        if char == "'":
+            in_literal = not in_literal
+        if char == "%":
+            out.append("%%")
+        elif char == "?" and not in_literal:
+            out.append("%s")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+class PostgresWarehouse:
+    """A PostgreSQL database; one connection per operation, everything inside `schema`."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str):
+        self.url = url
+        self.conninfo, self.schema = split_url(url)
+        self._migrated = False
+        self._ready_tables: set[str] = set()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connect(self, autocommit: bool = False, read_only: bool = False) -> Iterator[Any]:
+        """A connection with `search_path` set to the warehouse schema; commits on success, rolls back on error."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.conninfo, autocommit=True, application_name="batchscore") as con:
+            con.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+            con.autocommit = autocommit
+            con.read_only = read_only
+            yield con
+
+    def ident(self, name: str) -> Any:
+        from psycopg import sql
+
+        return sql.Identifier(validate_identifier(name))
+
+    def migrate(self) -> list[int]:
+        """Apply pending schema migrations, each in its own transaction, under an advisory lock."""
+        from psycopg import sql
+
+        with self._lock:
+            if self._migrated:
+                return []
+            applied = []
+            with self.connect(autocommit=True) as con:
+                key = lock_key("batchscore-migrations", self.schema)
+                con.execute("SELECT pg_advisory_lock(%s)", [key])
+                try:
+                    exists = con.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [self.schema])
+                    if exists.fetchone() is None:
+                        con.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
+                    con.execute(
+                        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                        "name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+                    )
+                    done = {row[0] for row in con.execute("SELECT version FROM schema_migrations")}
+                    for version, name, statements in MIGRATIONS:
+                        if version in done:
+                            continue
+                        with con.transaction():
+                            for statement in statements:
+                                con.execute(statement)
+                            con.execute(
+                                "INSERT INTO schema_migrations VALUES (%s, %s, %s)", [version, name, now()]
+                            )
+                        applied.append(version)
+                finally:
+                    con.execute("SELECT pg_advisory_unlock(%s)", [key])
+            self._migrated = True
+            return applied
+
+    def ensure_scores_table(self, table: str, entity_key: str) -> None:
+        """Create the partitioned scores table and its analyst views if missing."""
+        from psycopg import sql
+
+        if table in self._ready_tables:
+            return
+        t, k = self.ident(table), self.ident(entity_key)
+        with self.connect() as con:
+            con.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key("ddl", self.schema, table)])
+            kind = con.execute(
+                "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relname = %s",
+                [self.schema, table],
+            ).fetchone()
+            if kind is None:
+                con.execute(
+                    sql.SQL(
+                        """CREATE TABLE {t} (
+                        {k} BIGINT NOT NULL, run_date DATE NOT NULL, pipeline TEXT NOT NULL,
+                        model_name TEXT NOT NULL, model_version INTEGER NOT NULL,
+                        score DOUBLE PRECISION NOT NULL, run_id TEXT NOT NULL)
+                        PARTITION BY RANGE (pipeline, run_date, model_version)"""
+                    ).format(t=t, k=k)
+                )
+                for name, select in analyst_views(
+                    table, entity_key, quote=lambda n: self.ident(n).as_string(con)
+                ):
+                    con.execute(sql.SQL("CREATE VIEW {} AS ").format(self.ident(name)) + sql.SQL(select))
+            elif kind[0] != "p":
+                raise UnsupportedWarehouse(
+                    f"{self.schema}.{table} exists but is not partitioned by slice; rename it or migrate it by hand"
+                )
+        self._ready_tables.add(table)
+
+    def publish_scores(
+        self,
+        target: ScoresSlice,
+        scores_path: Path,
+        expected_rows: int,
+        pause_at: PausePoint = no_pause,
+    ) -> dict[str, Any]:
+        """Audit, COPY into a fresh partition, swap it in, all in one transaction; raises AuditFailed on bad scores."""
+        from psycopg import sql
+        from psycopg.errors import UniqueViolation
+
+        started, cpu_started = time.perf_counter(), time.process_time()
+        self.migrate()
+        self.ensure_scores_table(target.table, target.entity_key)
+        scores = read_scores(scores_path, target.entity_key)
+        raise_on_failures(audit_scores(scores, target, expected_rows, check_duplicates=False), target)
+        payload = key_score_rows(
+            scores.column(target.entity_key).to_numpy().astype(np.int64, copy=False),
+            scores.column("score").to_numpy().astype(np.float64, copy=False),
+        )
+        timings: dict[str, float] = {"read_audit": time.perf_counter() - started}
+        t, k = self.ident(target.table), self.ident(target.entity_key)
+        partition_name = partition_table_name(target)
+        part = self.ident(partition_name)
+        lit = sql.Literal
+        with self.connect() as con:
+            con.execute(
+                "SELECT pg_advisory_xact_lock(%s)",
+                [
+                    lock_key(
+                        "slice",
+                        self.schema,
+                        target.table,
+                        target.pipeline,
+                        target.run_date,
+                        target.model_version,
+                    )
+                ],
+            )
+            con.execute("SET LOCAL maintenance_work_mem = '256MB'")
+            mark = time.perf_counter()
+            con.execute(
+                sql.SQL(
+                    """CREATE TABLE {part} (
+                    {k} BIGINT NOT NULL, run_date DATE NOT NULL DEFAULT {run_date},
+                    pipeline TEXT NOT NULL DEFAULT {pipeline}, model_name TEXT NOT NULL DEFAULT {model_name},
+                    model_version INTEGER NOT NULL DEFAULT {version},
+                    score DOUBLE PRECISION NOT NULL, run_id TEXT NOT NULL DEFAULT {run_id},
+                    CONSTRAINT {slice_check} CHECK (pipeline = {pipeline} AND run_date = {run_date}
+                                                    AND model_version = {version}),
+                    CONSTRAINT {score_check} CHECK (score >= 0 AND score <= 1))"""
+                ).format(
+                    part=part,
+                    k=k,
+                    run_date=lit(target.run_date),
+                    pipeline=lit(target.pipeline),
+                    model_name=lit(target.model_name),
+                    version=lit(target.model_version),
+                    run_id=lit(target.run_id),
+                    slice_check=self.ident(f"{partition_name[:50]}_slice"),
+                    score_check=self.ident(f"{partition_name[:50]}_score"),
+                )
+            )
+            with con.cursor() as cur:
+                with cur.copy(
+                    sql.SQL("COPY {} ({}, score) FROM STDIN (FORMAT BINARY)").format(part, k)
+                ) as copy:
+                    view = memoryview(payload)
+                    for offset in range(0, len(view), COPY_CHUNK_BYTES):
+                        copy.write(view[offset : offset + COPY_CHUNK_BYTES])
+                        if offset == 0:
+                            pause_at("copying")
+                copied = cur.rowcount
+            if copied != expected_rows:
+                raise RuntimeError(f"COPY loaded {copied} rows, expected {expected_rows}; rolled back")
+            timings["copy"] = time.perf_counter() - mark
+            mark = time.perf_counter()
+            try:
+                con.execute(sql.SQL("CREATE UNIQUE INDEX ON {} ({})").format(part, k))
+            except UniqueViolation:  # the audit left uniqueness to the index; the transaction rolls back
+                duplicates = duplicate_keys(scores.column(target.entity_key))
+                raise_on_failures([f"{duplicates} duplicate keys"], target)
+                raise
+            timings["index"] = time.perf_counter() - mark
+            pause_at("staged")
+            mark = time.perf_counter()
+            replaced_rows = self._swap(con, target, t, part, partition_name, expected_rows)
+            timings["swap"] = time.perf_counter() - mark
+            pause_at("swapped")
+            mark = time.perf_counter()
+        timings["commit"] = time.perf_counter() - mark
+        pause_at("committed")
+        return {
+            "rows": expected_rows,
+            "replaced_rows": replaced_rows,
+            "table": target.table,
+            "partition": partition_name,
+            "seconds": round(time.perf_counter() - started, 3),
+            "stage_seconds": {name: round(value, 3) for name, value in timings.items()},
+            "cpu_seconds": round(time.process_time() - cpu_started, 3),
+        }
+
+    def _swap(self, con: Any, target: ScoresSlice, t: Any, part: Any, partition_name: str, rows: int) -> int:
+        """Drop the slice's previous partition, attach the new one and record it; returns rows replaced."""
+        from psycopg import sql
+
+        con.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(SWAP_LOCK_TIMEOUT)))
+        key = [target.table, target.pipeline, target.run_date, target.model_version]
+        where = "scores_table = %s AND pipeline = %s AND run_date = %s AND model_version = %s"
+        previous = con.execute(
+            f"SELECT partition_name, row_count FROM published_slices WHERE {where}", key
+        ).fetchone()
+        replaced = 0
+        if previous is not None:
+            replaced = int(previous[1])
+            if previous[0]:
+                con.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self.ident(previous[0])))
+            con.execute(f"DELETE FROM published_slices WHERE {where}", key)
+        con.execute(
+            sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}, {}, {}) TO ({}, {}, {})").format(
+                t,
+                part,
+                sql.Literal(target.pipeline),
+                sql.Literal(target.run_date),
+                sql.Literal(target.model_version),
+                sql.Literal(target.pipeline),
+                sql.Literal(target.run_date),
+                sql.Literal(target.model_version + 1),
+            )
+        )
+        con.execute(
+            "INSERT INTO published_slices VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [*key, target.model_name, target.run_id, rows, partition_name, now()],
+        )
+        return replaced
+
+    def record_run(self, run: RunRecord) -> None:
+        """Append one attempt to `scoring_runs` (every attempt is kept)."""
+        self.migrate()
+        row = run.row(uuid.uuid4().hex)
+        with self.connect() as con:
+            con.execute(f"INSERT INTO scoring_runs VALUES ({', '.join(['%s'] * len(row))})", row)
+
+    def replace_drift_metrics(
+        self, pipeline: str, run_date: date, model_version: int, rows: list[dict[str, Any]]
+    ) -> None:
+        self.migrate()
+        with self.connect() as con:
+            con.execute(
+                "DELETE FROM drift_metrics WHERE pipeline = %s AND run_date = %s AND model_version = %s",
+                [pipeline, run_date, model_version],
+            )
+            with con.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO drift_metrics VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    [drift_row(pipeline, run_date, model_version, r) for r in rows],
+                )
+
+    def record_event(
+        self,
+        pipeline: str,
+        run_date: date,
+        model_name: str,
+        model_version: int,
+        event: str,
+        decision: str,
+        evidence: dict[str, Any],
+        run_id: str,
+    ) -> None:
+        """Store a decision (e.g. the drift gate's) once per (pipeline, day, version, event)."""
+        self.migrate()
+        with self.connect() as con:
+            con.execute(
+                "SELECT pg_advisory_xact_lock(%s)", [lock_key("event", pipeline, run_date, model_version)]
+            )
+            con.execute(
+                "DELETE FROM model_events WHERE pipeline = %s AND run_date = %s AND model_version = %s AND event = %s",
+                [pipeline, run_date, model_version, event],
+            )
+            con.execute(
+                "INSERT INTO model_events VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    pipeline,
+                    run_date,
+                    model_name,
+                    model_version,
+                    event,
+                    decision,
+                    evidence_json(evidence),
+                    run_id,
+                    now(),
+                ],
+            )
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a read-only query (`?` placeholders, as on DuckDB)."""
+        self.migrate()
+        with self.connect(read_only=True) as con:
+            return list(con.execute(to_pyformat(sql) if params else sql, params or None).fetchall())
+
+    def init_roles(self, writer: str, analyst: str) -> dict[str, str]:
+        """Create (or update) a writer role that can publish and an analyst role that can only read.
+
+        Run as a role that may create roles. Existing warehouse tables and views are handed to
+        the writer (attaching and dropping partitions needs ownership); the analyst gets SELECT
+        on everything in the schema now and, through default privileges, on whatever the
+        writer creates later. Both roles may log in; set passwords with ALTER ROLE.
+        """
+        from psycopg import sql
+
+        w, a = (sql.Identifier(validate_identifier(n, "role name")) for n in (writer, analyst))
+        if writer == analyst:
+            raise ValueError("the writer and analyst roles must differ")
+        self.migrate()
+        schema = sql.Identifier(self.schema)
+        with self.connect() as con:
+            con.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key("roles", self.schema)])
+            database = sql.Identifier(con.execute("SELECT current_database()").fetchone()[0])
+            for name, role in ((writer, w), (analyst, a)):
+                if con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone() is None:
+                    con.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+                con.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, role))
+            con.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(schema, w))
+            con.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, a))
+            con.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(schema, a))
+            owned = con.execute(
+                "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v')",
+                [self.schema],
+            ).fetchall()
+            for relname, relkind in owned:
+                kind = sql.SQL("VIEW" if relkind == "v" else "TABLE")
+                con.execute(sql.SQL("ALTER {} {} OWNER TO {}").format(kind, sql.Identifier(relname), w))
+            con.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(schema, a))
+            con.execute(
+                sql.SQL(
+                    "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}"
+                ).format(w, schema, a)
+            )
+        return {
+            "writer": writer,
+            "analyst": analyst,
+            "schema": self.schema,
+            "objects_handed_over": str(len(owned)),
+        }
+
+
+def partition_table_name(target: ScoresSlice) -> str:
+    """A fresh, readable partition name: `<table>_<yyyymmdd>_v<version>_<nonce>`, at most 63 characters."""
+    suffix = f"_{target.run_date:%Y%m%d}_v{target.model_version}_{uuid.uuid4().hex[:8]}"
+    return validate_identifier(target.table[: 63 - len(suffix)] + suffix, "partition name")

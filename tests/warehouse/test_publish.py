@@ -1,0 +1,214 @@
+"""Write-audit-publish on both warehouses: one set per slice, nothing visible when the audit fails."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from batchscore.warehouse import (
+    AuditFailed,
+    InvalidIdentifier,
+    RunRecord,
+    ScoresSlice,
+    audit_scores,
+    open_warehouse,
+    quoted,
+)
+from batchscore.warehouse.pg_binary import key_score_rows
+from tests.warehouse.conftest import DAY, scores_file, target
+
+NEXT_DAY = date(2026, 11, 22)
+
+
+def test_publish_is_idempotent_per_slice(warehouse, tmp_path):
+    path = scores_file(tmp_path / "a", [1, 2, 3], [0.1, 0.5, 0.9])
+    assert warehouse.publish_scores(target(), path, expected_rows=3)["replaced_rows"] == 0
+    result = warehouse.publish_scores(target("run-2"), path, expected_rows=3)
+    assert result["replaced_rows"] == 3
+    rows = warehouse.query("SELECT customer_id, score, run_id, model_version FROM scores_churn ORDER BY 1")
+    assert rows == [(1, 0.1, "run-2", 1), (2, 0.5, "run-2", 1), (3, 0.9, "run-2", 1)]
+    other_day = scores_file(tmp_path / "b", [1, 2], [0.2, 0.3], run_date=NEXT_DAY)
+    warehouse.publish_scores(target(day=NEXT_DAY), other_day, expected_rows=2)
+    other_version = scores_file(tmp_path / "c", [1], [0.7], version=2, run_date=NEXT_DAY)
+    warehouse.publish_scores(target(version=2, day=NEXT_DAY), other_version, expected_rows=1)
+    assert warehouse.query(
+        "SELECT run_date, model_version, count(*) FROM scores_churn GROUP BY 1, 2 ORDER BY 1, 2"
+    ) == [(DAY, 1, 3), (NEXT_DAY, 1, 2), (NEXT_DAY, 2, 1)]
+    latest = warehouse.query("SELECT customer_id, score, model_version FROM latest_scores_churn ORDER BY 1")
+    assert latest == [(1, 0.7, 2), (2, 0.3, 1), (3, 0.9, 1)]
+    by_day = warehouse.query("SELECT run_date, model_version, rows, p50 FROM scores_churn_by_day")
+    assert by_day == [(DAY, 1, 3, 0.5), (NEXT_DAY, 1, 2, 0.25), (NEXT_DAY, 2, 1, 0.7)]
+    assert warehouse.query(
+        "SELECT run_date, model_version, run_id, row_count FROM published_slices ORDER BY 1, 2"
+    ) == [(DAY, 1, "run-2", 3), (NEXT_DAY, 1, "run-1", 2), (NEXT_DAY, 2, "run-1", 1)]
+
+
+@pytest.mark.parametrize(
+    ("keys", "scores", "expected_rows", "version", "message"),
+    [
+        ([1, 2, 3], [0.1, 0.2, 0.3], 4, 1, "row count 3 != features partition's 4"),
+        ([1, 1, 3], [0.1, 0.2, 0.3], 3, 1, "1 duplicate keys"),
+        ([1, 2, 3], [0.1, 1.2, -0.1], 3, 1, "2 scores outside [0, 1] or NaN"),
+        ([1, 2, 3], [0.1, float("nan"), 0.3], 3, 1, "1 scores outside [0, 1] or NaN"),
+        ([1, 2, 3], [0.1, None, 0.3], 3, 1, "1 null scores"),
+        ([1, None, 3], [0.1, 0.2, 0.3], 3, 1, "1 null keys"),
+        ([1, 2, 3], [0.1, 0.2, 0.3], 3, 2, "3 rows not scored by the pinned model v1"),
+    ],
+)
+def test_audit_failure_publishes_nothing(warehouse, tmp_path, keys, scores, expected_rows, version, message):
+    good = scores_file(tmp_path / "good", [1, 2, 3], [0.4, 0.4, 0.4])
+    warehouse.publish_scores(target(), good, expected_rows=3)
+    bad = scores_file(tmp_path / "bad", keys, scores, version=version)
+    with pytest.raises(AuditFailed) as err:
+        warehouse.publish_scores(target("run-bad"), bad, expected_rows=expected_rows)
+    assert message in str(err.value)
+    assert "churn 2026-11-21 model v1 failed the audit, nothing was published" in str(err.value)
+    assert warehouse.query("SELECT customer_id, score, run_id FROM scores_churn ORDER BY 1") == [
+        (1, 0.4, "run-1"),
+        (2, 0.4, "run-1"),
+        (3, 0.4, "run-1"),
+    ]
+    assert warehouse.query("SELECT run_id FROM published_slices") == [("run-1",)]
+
+
+def test_scores_for_another_day_are_refused(warehouse, tmp_path):
+    wrong_day = scores_file(tmp_path / "w", [1, 2], [0.1, 0.2], run_date=NEXT_DAY)
+    with pytest.raises(AuditFailed, match="2 rows for another run date than 2026-11-21"):
+        warehouse.publish_scores(target(), wrong_day, expected_rows=2)
+    assert warehouse.query("SELECT count(*) FROM scores_churn") == [(0,)]
+
+
+def test_runs_drift_and_events_are_recorded(warehouse):
+    warehouse.record_run(RunRecord("r", 1, "churn", DAY, "churn_xgb", 1, "failed", error="boom"))
+    warehouse.record_run(
+        RunRecord(
+            "r",
+            2,
+            "churn",
+            DAY,
+            "churn_xgb",
+            1,
+            "published",
+            rows_in=10,
+            rows_out=10,
+            input_checksum="abc",
+            stage_seconds={"score": 2.0, "publish": 0.5},
+            cpu_seconds=0.002,
+        )
+    )
+    runs = warehouse.query(
+        "SELECT try_number, status, rows_per_s, cpu_seconds, cpu_s_per_million_rows, error "
+        "FROM scoring_runs ORDER BY try_number"
+    )
+    assert runs == [(1, "failed", None, None, None, "boom"), (2, "published", 4.0, 0.002, 200.0, None)]
+    assert warehouse.query("SELECT try_number, status, cpu_s_per_million_rows FROM run_history") in (
+        [(2, "published", 200.0), (1, "failed", None)],
+        [(1, "failed", None), (2, "published", 200.0)],
+    )
+    metric = {"feature": "age", "method": "psi", "statistic": 0.3, "threshold": 0.2, "drifted": True}
+    for decision in ("pass", "retrain_recommended"):
+        warehouse.replace_drift_metrics("churn", DAY, 1, [metric])
+        warehouse.record_event("churn", DAY, "churn_xgb", 1, "drift_gate", decision, {"x": 1}, "r")
+    assert warehouse.query("SELECT feature, statistic, drifted FROM drift_metrics") == [("age", 0.3, True)]
+    assert warehouse.query("SELECT decision FROM model_events") == [("retrain_recommended",)]
+    assert warehouse.query("SELECT version, name FROM schema_migrations ORDER BY 1") == [
+        (1, "runs, drift metrics and model events"),
+        (2, "what a run costs, and which run published each slice"),
+    ]
+    assert warehouse.migrate() == []
+
+
+def test_numpy_scores_round_trip(warehouse, tmp_path):
+    keys = np.random.default_rng(1).permutation(5000) - 2500
+    path = scores_file(tmp_path / "n", keys, np.linspace(0, 1, 5000))
+    assert warehouse.publish_scores(target(), path, expected_rows=5000)["rows"] == 5000
+    assert warehouse.query(
+        "SELECT min(score), max(score), count(DISTINCT customer_id), min(customer_id), sum(customer_id) "
+        "FROM scores_churn"
+    ) == [(0.0, 1.0, 5000, -2500, int(keys.sum()))]
+
+
+def test_publishes_of_different_days_run_concurrently_and_the_same_slice_serializes(warehouse, tmp_path):
+    days = [date(2026, 11, d) for d in (18, 19, 20, 21)]
+    paths = {
+        d: scores_file(tmp_path / str(d), list(range(200)), [d.day / 100] * 200, run_date=d) for d in days
+    }
+    same = [scores_file(tmp_path / f"same{i}", list(range(300)), [i / 10] * 300) for i in range(4)]
+    jobs = [(target(f"day-{d}", day=d), paths[d], 200) for d in days[:3]]
+    jobs += [(target(f"same-{i}"), same[i], 300) for i in range(4)]
+    errors: list[BaseException] = []
+
+    def publish(job):
+        try:
+            warehouse.publish_scores(*job)
+        except BaseException as exc:  # collected and re-raised by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publish, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    counts = warehouse.query(
+        "SELECT run_date, count(*), count(DISTINCT run_id) FROM scores_churn GROUP BY 1 ORDER BY 1"
+    )
+    assert counts == [(days[0], 200, 1), (days[1], 200, 1), (days[2], 200, 1), (DAY, 300, 1)]
+    winner = warehouse.query("SELECT run_id FROM published_slices WHERE run_date = ?", [DAY])[0][0]
+    assert warehouse.query("SELECT DISTINCT run_id, score FROM scores_churn WHERE run_date = ?", [DAY]) == [
+        (winner, int(winner[-1]) / 10)
+    ]
+
+
+def test_audit_is_a_pure_function_of_the_scores():
+    scores = pa.table(
+        {
+            "customer_id": pa.array([1, 2, 2, None], pa.int64()),
+            "score": pa.array([0.5, float("nan"), 0.2, None]),
+            "model_version": pa.array([1, 1, 3, 1]),
+            "run_date": pa.array([DAY, DAY, DAY, date(2026, 1, 1)], pa.date32()),
+        }
+    )
+    assert audit_scores(scores, target(), expected_rows=5) == [
+        "row count 4 != features partition's 5",
+        "1 null keys",
+        "1 duplicate keys",
+        "1 null scores",
+        "1 scores outside [0, 1] or NaN",
+        "1 rows not scored by the pinned model v1",
+        "1 rows for another run date than 2026-11-21",
+    ]
+    assert audit_scores(scores.slice(0, 1), target(), expected_rows=1) == []
+
+
+def test_binary_copy_stream_layout():
+    stream = key_score_rows(np.array([1, -2], np.int64), np.array([0.25, 1.0]))
+    row = (2).to_bytes(2, "big") + (8).to_bytes(4, "big") + (1).to_bytes(8, "big", signed=True)
+    row += (8).to_bytes(4, "big") + bytes.fromhex("3fd0000000000000")
+    assert stream.startswith(b"PGCOPY\n\xff\r\n\x00" + bytes(8) + row)
+    assert stream.endswith(
+        bytes.fromhex("fffffffffffffffe")
+        + (8).to_bytes(4, "big")
+        + bytes.fromhex("3ff0000000000000")
+        + b"\xff\xff"
+    )
+    assert len(stream) == 19 + 2 * 26 + 2
+
+
+@pytest.mark.parametrize("bad", ['scores"; DROP TABLE x;--', "Scores", "1abc", "a b", "", "x" * 64])
+def test_identifiers_are_validated_not_escaped(bad):
+    assert quoted("scores_churn") == '"scores_churn"'
+    with pytest.raises(InvalidIdentifier, match="invalid table name"):
+        ScoresSlice("churn", bad, "customer_id", DAY, "m", 1, "r")
+    with pytest.raises(InvalidIdentifier, match="invalid SQL identifier"):
+        quoted(bad)
+
+
+@pytest.mark.integration
+def test_postgres_schema_name_from_the_url_is_validated(pg_database):
+    with pytest.raises(InvalidIdentifier, match="invalid schema name 'x\"; DROP TABLE y;--'"):
+        open_warehouse(f'{pg_database}?schema=x"; DROP TABLE y;--')
