@@ -71,6 +71,7 @@ class RunRecord:
     input_checksum: str | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    model_source: str | None = None
 
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
@@ -99,6 +100,24 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                        rows_in, rows_out, round(seconds, 2) AS seconds, round(rows_per_s) AS rows_per_s,
                        input_checksum, error, recorded_at
                 FROM scoring_runs ORDER BY recorded_at DESC""",
+        ],
+    ),
+    (
+        2,
+        "drift metrics per segment; how each run's model version was chosen",
+        [
+            """CREATE TABLE drift_metrics_by_segment (
+                pipeline VARCHAR NOT NULL, run_date DATE NOT NULL, model_version INTEGER NOT NULL,
+                segment VARCHAR NOT NULL, feature VARCHAR NOT NULL, method VARCHAR NOT NULL,
+                statistic DOUBLE PRECISION NOT NULL, threshold DOUBLE PRECISION NOT NULL,
+                drifted BOOLEAN NOT NULL,
+                PRIMARY KEY (pipeline, run_date, model_version, segment, feature))""",
+            """INSERT INTO drift_metrics_by_segment
+                SELECT pipeline, run_date, model_version, 'all', feature, method, statistic, threshold, drifted
+                FROM drift_metrics""",
+            "DROP TABLE drift_metrics",
+            "ALTER TABLE drift_metrics_by_segment RENAME TO drift_metrics",
+            "ALTER TABLE scoring_runs ADD COLUMN model_source VARCHAR",
         ],
     ),
 ]
@@ -238,7 +257,10 @@ class DuckDBWarehouse:
         rate = run.rows_out / seconds if run.rows_out and seconds else None
         with self.connect() as con:
             con.execute(
-                "INSERT INTO scoring_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO scoring_runs (attempt_id, run_id, try_number, pipeline, run_date, model_name, "
+                "model_version, status, rows_in, rows_out, input_checksum, seconds, rows_per_s, "
+                "stage_seconds, error, recorded_at, model_source) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     uuid.uuid4().hex,
                     run.run_id,
@@ -256,6 +278,7 @@ class DuckDBWarehouse:
                     json.dumps(run.stage_seconds),
                     run.error,
                     _now(),
+                    run.model_source,
                 ],
             )
 
@@ -270,12 +293,14 @@ class DuckDBWarehouse:
                 [pipeline, run_date, model_version],
             )
             con.executemany(
-                "INSERT INTO drift_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO drift_metrics (pipeline, run_date, model_version, segment, feature, method, "
+                "statistic, threshold, drifted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     [
                         pipeline,
                         run_date,
                         model_version,
+                        r.get("segment", "all"),
                         r["feature"],
                         r["method"],
                         r["statistic"],

@@ -22,6 +22,7 @@ def run(
     run_id: str,
     try_number: int = 1,
     stage_seconds: dict[str, float] | None = None,
+    model_source: str | None = None,
 ) -> dict[str, Any]:
     pipeline = settings.pipeline
     lake = Lake(settings.platform.lake_url)
@@ -55,6 +56,7 @@ def run(
             rows_out=published["rows"],
             input_checksum=manifest["input_checksum"],
             stage_seconds=timings,
+            model_source=model_source,
         )
     )
     return {"stage": "publish", **published, "warehouse": settings.platform.warehouse_url}

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchscore.warehouse import AuditFailed, RunRecord, ScoresSlice, open_warehouse, quoted
+from batchscore.warehouse import MIGRATIONS, AuditFailed, RunRecord, ScoresSlice, open_warehouse, quoted
 
 DAY = date(2026, 11, 21)
 
@@ -99,7 +99,7 @@ def test_runs_drift_and_events_are_recorded(warehouse):
         warehouse.record_event("churn", DAY, "churn_xgb", 1, "drift_gate", "pass", {"x": 1}, "r")
     assert warehouse.query("SELECT count(*) FROM drift_metrics") == [(1,)]
     assert warehouse.query("SELECT decision FROM model_events") == [("pass",)]
-    assert warehouse.query("SELECT max(version) FROM schema_migrations") == [(1,)]
+    assert warehouse.query("SELECT max(version) FROM schema_migrations") == [(MIGRATIONS[-1][0],)]
 
 
 def test_identifiers_are_validated_not_escaped():
@@ -116,3 +116,48 @@ def test_numpy_scores_round_trip(warehouse, tmp_path):
     assert warehouse.query(
         "SELECT min(score), max(score), count(DISTINCT customer_id) FROM scores_churn"
     ) == [(0.0, 1.0, 1000)]
+
+
+def test_migration_2_keeps_existing_drift_metrics_and_adds_segments(tmp_path):
+    import duckdb
+
+    import batchscore.warehouse as wh
+
+    url = f"duckdb://{tmp_path / 'old.duckdb'}"
+    old = open_warehouse(url)
+    saved = wh.MIGRATIONS[:]
+    wh.MIGRATIONS[:] = saved[:1]
+    try:
+        old.migrate()
+        with duckdb.connect(str(tmp_path / "old.duckdb")) as con:
+            con.execute(
+                "INSERT INTO drift_metrics VALUES ('churn', DATE '2026-11-21', 1, 'age', 'psi', 0.3, 0.2, true)"
+            )
+    finally:
+        wh.MIGRATIONS[:] = saved
+    assert old.migrate() == [2]
+    assert old.query("SELECT segment, feature, statistic FROM drift_metrics") == [("all", "age", 0.3)]
+    old.replace_drift_metrics(
+        "churn",
+        DAY,
+        1,
+        [
+            {"feature": "age", "method": "ks", "statistic": 0.01, "threshold": 0.05, "drifted": True},
+            {
+                "segment": "plan_tier=2",
+                "feature": "age",
+                "method": "ks",
+                "statistic": 0.5,
+                "threshold": 0.05,
+                "drifted": False,
+            },
+        ],
+    )
+    assert old.query("SELECT segment, method, drifted FROM drift_metrics ORDER BY segment") == [
+        ("all", "ks", True),
+        ("plan_tier=2", "ks", False),
+    ]
+    old.record_run(
+        RunRecord("r", 1, "churn", DAY, "churn_xgb", 1, "published", model_source="alias:champion@2026-11-21")
+    )
+    assert old.query("SELECT model_source FROM scoring_runs") == [("alias:champion@2026-11-21",)]
