@@ -79,8 +79,11 @@ def run_pipeline(
     run_date: date,
     model_version: int | None = None,
     on_task: TaskCallback | None = None,
+    dag_id: str | None = None,
+    conf: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run the pipeline's DAG for `run_date`; returns state, run id, per-task results and errors."""
+    """Run the pipeline's DAG (the nightly one unless `dag_id` names another, e.g. its retrain
+    DAG) for `run_date`; returns state, run id, per-task results and errors."""
     env = airflow_environment(settings.platform.home)
     os.environ.update(env)
     warnings.filterwarnings("ignore")  # Airflow's deprecation chatter; task errors still surface
@@ -88,7 +91,7 @@ def run_pipeline(
 
     from airflow.dag_processing.dagbag import DagBag
 
-    dag_id = settings.pipeline.dag_id
+    dag_id = dag_id or settings.pipeline.dag_id
     bag = DagBag(dag_folder=env["AIRFLOW__CORE__DAGS_FOLDER"])
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
@@ -100,7 +103,7 @@ def run_pipeline(
     from airflow.utils.types import DagRunType
 
     logical = datetime(run_date.year, run_date.month, run_date.day, tzinfo=UTC)
-    conf = {"model_version": model_version} if model_version else None
+    conf = {**(conf or {}), **({"model_version": model_version} if model_version else {})} or None
     run_id = DagRun.generate_run_id(run_type=DagRunType.MANUAL, logical_date=logical, run_after=logical)
     log_file = Path(env["AIRFLOW_HOME"]) / "dag_test.log"
     started = time.perf_counter()

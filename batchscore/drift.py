@@ -1,11 +1,20 @@
 """Drift of a day's features and scores against the model's training reference.
 
-The gate's statistic is the Population Stability Index computed natively with numpy on the
-whole partition, with the same binning and smoothing as Evidently 0.7's `psi` stattest
-(equal-width Sturges bins over reference+current for numerical columns with more than
-20 distinct reference values, per-value frequencies otherwise; empty bins filled with a
-tiny share), so the numbers in the Evidently report and the gate agree on the same data.
-Evidently only renders the report, from a deterministic sample.
+The gate's statistics are computed natively (numpy/scipy) on the whole partition, with
+Evidently 0.7's definitions so the report and the gate agree on the same data:
+
+- `psi` (default): the Population Stability Index with Evidently's binning and smoothing
+  (equal-width Sturges bins over reference+current for numerical columns with more than
+  20 distinct reference values, per-value frequencies otherwise; empty bins filled with a
+  tiny share); drifted when PSI >= threshold.
+- `ks`: the two-sample Kolmogorov-Smirnov p-value; drifted when p <= threshold.
+- `wasserstein`: the first Wasserstein distance normed by the reference's standard
+  deviation (at least 0.001); drifted when >= threshold.
+
+Missing and infinite values are dropped first, as Evidently does. Drift is measured on the
+whole partition and, when a segment column is configured, within each of its segments
+against the reference rows of the same segment. Evidently only renders the report, from a
+deterministic sample.
 """
 
 from __future__ import annotations
@@ -14,7 +23,8 @@ import os
 import time
 import uuid
 import warnings
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +34,10 @@ import pandas as pd
 DISTINCT_FOR_BINNING = 20
 
 
+ALL_ROWS = "all"
+METHODS = ("psi", "ks", "wasserstein")
+
+
 @dataclass(frozen=True)
 class FeatureDrift:
     feature: str
@@ -31,6 +45,23 @@ class FeatureDrift:
     statistic: float
     threshold: float
     drifted: bool
+    segment: str = ALL_ROWS
+
+
+@dataclass(frozen=True)
+class SegmentDrift:
+    """Drift of the rows of one segment (e.g. `contract_monthly=1`) against the same segment of
+    the reference."""
+
+    segment: str
+    features: list[FeatureDrift]
+    drifted_share: float
+    prediction: FeatureDrift | None
+    reference_rows: int
+    current_rows: int
+
+    def drifted_features(self) -> list[str]:
+        return [f.feature for f in self.features if f.drifted]
 
 
 @dataclass(frozen=True)
@@ -41,9 +72,17 @@ class DriftResult:
     reference_rows: int
     current_rows: int
     seconds: float
+    segments: list[SegmentDrift] = field(default_factory=list)
 
     def drifted_features(self) -> list[str]:
         return [f.feature for f in self.features if f.drifted]
+
+    def all_metrics(self) -> list[FeatureDrift]:
+        """Every statistic measured: whole partition first, then each segment."""
+        rows = [*self.features, *([self.prediction] if self.prediction else [])]
+        for seg in self.segments:
+            rows += [*seg.features, *([seg.prediction] if seg.prediction else [])]
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,35 +123,155 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int | None = None) -> 
     return float(np.sum((ref_pct - cur_pct) * np.log(ref_pct / cur_pct)))
 
 
+def _finite(values: np.ndarray) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    return array[np.isfinite(array)]
+
+
+def ks_pvalue(reference: np.ndarray, current: np.ndarray) -> float:
+    """Two-sided two-sample Kolmogorov-Smirnov p-value (scipy's, as Evidently's `ks`)."""
+    from scipy.stats import ks_2samp
+
+    ref, cur = _finite(reference), _finite(current)
+    if ref.size == 0 or cur.size == 0:
+        return float("nan")
+    return float(ks_2samp(ref, cur)[1])
+
+
+def wasserstein_norm(reference: np.ndarray, current: np.ndarray) -> float:
+    """First Wasserstein distance normed by the reference's std (Evidently's `wasserstein`)."""
+    from scipy.stats import wasserstein_distance
+
+    ref, cur = _finite(reference), _finite(current)
+    if ref.size == 0 or cur.size == 0:
+        return float("nan")
+    return float(wasserstein_distance(ref, cur) / max(float(np.std(ref)), 0.001))
+
+
+STATISTICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "psi": psi,
+    "ks": ks_pvalue,
+    "wasserstein": wasserstein_norm,
+}
+
+
+def is_drifted(method: str, statistic: float, threshold: float) -> bool:
+    """KS drifts on a small p-value, the distances on a large value; NaN never drifts."""
+    if not np.isfinite(statistic):
+        return False
+    return statistic <= threshold if method == "ks" else statistic >= threshold
+
+
+def _measure(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: list[str],
+    methods: dict[str, str],
+    thresholds: dict[str, float],
+    segment: str,
+) -> list[FeatureDrift]:
+    """One statistic per column; columns run on a thread each (numpy and scipy sort without the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(column: str) -> FeatureDrift:
+        method, threshold = methods[column], thresholds[column]
+        value = STATISTICS[method](reference[column].to_numpy(), current[column].to_numpy())
+        return FeatureDrift(column, method, value, threshold, is_drifted(method, value, threshold), segment)
+
+    with ThreadPoolExecutor(max_workers=min(len(columns), os.cpu_count() or 1) or 1) as pool:
+        return list(pool.map(one, columns))
+
+
 def compute_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     features: list[str],
     *,
+    methods: dict[str, str] | None = None,
+    default_method: str = "psi",
     thresholds: dict[str, float] | None = None,
-    default_threshold: float = 0.2,
+    default_threshold: float | None = None,
     prediction_column: str | None = None,
+    segment_column: str | None = None,
+    min_segment_rows: int = 1,
 ) -> DriftResult:
-    """PSI per feature (and for the prediction), drifted when PSI >= its threshold."""
+    """Drift per feature (and for the prediction), on the whole data and per segment.
+
+    `methods`/`thresholds` override the defaults per column; a missing default threshold is
+    the method's Evidently default. Segments with fewer than `min_segment_rows` rows on
+    either side are skipped: their statistics would be noise.
+    """
+    from batchscore.settings import DEFAULT_DRIFT_THRESHOLDS
+
     started = time.perf_counter()
-    thresholds = thresholds or {}
+    has_prediction = bool(
+        prediction_column and prediction_column in reference and prediction_column in current
+    )
+    columns = [*features, *([prediction_column] if has_prediction and prediction_column else [])]
+    method_of = {c: (methods or {}).get(c, default_method) for c in columns}
+    unknown = sorted({m for m in method_of.values() if m not in STATISTICS})
+    if unknown:
+        raise ValueError(f"unknown drift method(s) {unknown}; known: {', '.join(METHODS)}")
+    threshold_of = {
+        c: float(
+            (thresholds or {}).get(
+                c,
+                default_threshold
+                if default_threshold is not None and method_of[c] == default_method
+                else DEFAULT_DRIFT_THRESHOLDS[method_of[c]],
+            )
+        )
+        for c in columns
+    }
 
-    def one(column: str) -> FeatureDrift:
-        threshold = float(thresholds.get(column, default_threshold))
-        value = psi(reference[column].to_numpy(), current[column].to_numpy())
-        return FeatureDrift(column, "psi", value, threshold, bool(np.isfinite(value) and value >= threshold))
+    def split(measured: list[FeatureDrift]) -> tuple[list[FeatureDrift], FeatureDrift | None]:
+        if has_prediction:
+            return measured[:-1], measured[-1]
+        return measured, None
 
-    per_feature = [one(column) for column in features]
-    prediction = one(prediction_column) if prediction_column and prediction_column in reference else None
-    drifted = sum(f.drifted for f in per_feature)
+    whole, prediction = split(_measure(reference, current, columns, method_of, threshold_of, ALL_ROWS))
+    segments: list[SegmentDrift] = []
+    if segment_column is not None:
+        if segment_column not in reference or segment_column not in current:
+            raise ValueError(f"segment column {segment_column!r} is not in the reference and current data")
+        ref_groups = dict(tuple(reference.groupby(segment_column, dropna=False, sort=True)))
+        for value, cur_part in current.groupby(segment_column, dropna=False, sort=True):
+            ref_part = ref_groups.get(value)
+            if ref_part is None or len(ref_part) < min_segment_rows or len(cur_part) < min_segment_rows:
+                continue
+            name = f"{segment_column}={_segment_label(value)}"
+            seg_features, seg_prediction = split(
+                _measure(ref_part, cur_part, columns, method_of, threshold_of, name)
+            )
+            segments.append(
+                SegmentDrift(
+                    segment=name,
+                    features=seg_features,
+                    drifted_share=_share(seg_features),
+                    prediction=seg_prediction,
+                    reference_rows=len(ref_part),
+                    current_rows=len(cur_part),
+                )
+            )
     return DriftResult(
-        features=per_feature,
-        drifted_share=drifted / len(per_feature) if per_feature else 0.0,
+        features=whole,
+        drifted_share=_share(whole),
         prediction=prediction,
         reference_rows=len(reference),
         current_rows=len(current),
         seconds=time.perf_counter() - started,
+        segments=segments,
     )
+
+
+def _share(features: list[FeatureDrift]) -> float:
+    return sum(f.drifted for f in features) / len(features) if features else 0.0
+
+
+def _segment_label(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def deterministic_sample(df: pd.DataFrame, n: int, key: str, seed: int = 0) -> pd.DataFrame:
@@ -133,8 +292,14 @@ def write_drift_report(
     *,
     title: str,
     prediction_column: str | None = None,
+    methods: dict[str, str] | None = None,
+    thresholds: dict[str, float] | None = None,
 ) -> tuple[Path, Path]:
-    """Evidently's data drift report (PSI, numerical columns) as `drift.html` and `drift.json`."""
+    """Evidently's data drift report (numerical columns) as `drift.html` and `drift.json`.
+
+    `methods` and `thresholds` map every column to the gate's method and threshold, so the
+    report flags the same columns the gate would on the same rows.
+    """
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
@@ -144,7 +309,17 @@ def write_drift_report(
     out.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        report = Report([DataDriftPreset(columns=columns, method="psi")], metadata={"title": title})
+        report = Report(
+            [
+                DataDriftPreset(
+                    columns=columns,
+                    method="psi",
+                    per_column_method=dict(methods or {}) or None,
+                    per_column_threshold=dict(thresholds or {}) or None,
+                )
+            ],
+            metadata={"title": title},
+        )
         snapshot = report.run(
             current_data=Dataset.from_pandas(current[columns], data_definition=definition),
             reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),

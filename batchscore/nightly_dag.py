@@ -93,6 +93,7 @@ def record_failure(context: Any) -> None:
 
 
 def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
     from airflow.sdk import DAG, Param, PokeReturnValue, get_current_context, task
 
     name = pipeline.name
@@ -142,24 +143,19 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
 
         @task
         def resolve_model() -> dict[str, Any]:
-            """Pin the model version for the whole run (retries read it from XCom)."""
-            from batchscore.lake import Lake
-            from batchscore.registry import ModelRegistry
+            """Pin the model version for the whole run (retries read it from XCom): the alias as it
+            stood on the run's date, unless the `model_version` param overrides it."""
+            from jobs import resolve_model as job
 
-            s = settings()
             context = get_current_context()
-            registry = ModelRegistry(Lake(s.platform.lake_url), s.pipeline.model.name)
             requested = context["params"].get("model_version")
             with no_retry_for_permanent_failures():
-                version = (
-                    registry.get(int(requested)) if requested else registry.resolve(s.pipeline.model.alias)
+                return job.run(
+                    settings(),
+                    run_date_of(context),
+                    int(requested) if requested else None,
+                    run_id=context["run_id"],
                 )
-            return {
-                "model_name": version.model,
-                "model_version": version.version,
-                "feature_set_hash": version.feature_set_hash,
-                "source": "param" if requested else f"alias:{s.pipeline.model.alias}",
-            }
 
         @task.sensor(
             poke_interval=pipeline.sensor.poke_interval_s,
@@ -229,6 +225,7 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
                     try_number=context["ti"].try_number,
                     stage_seconds=timings,
                     stage_cpu_seconds=cpu,
+                    model_source=model.get("source"),
                 )
 
         @task
@@ -248,6 +245,11 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
                     settings(), run_date_of(context), model["model_version"], context["run_id"], drift
                 )
 
+        @task.short_circuit
+        def retrain_needed(gate: dict[str, Any]) -> bool:
+            """Go on to trigger the retrain DAG only when the gate recommends retraining."""
+            return bool(gate.get("trigger_retrain"))
+
         model = resolve_model()
         ready = wait_for_partition()
         raw_checked = validate_raw()
@@ -260,6 +262,16 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
 
         ready >> raw_checked >> features >> features_checked >> scored >> scores_checked >> published
         published >> drift
-        drift_gate(model, drift)
+        gate = drift_gate(model, drift)
+        trigger = TriggerDagRunOperator(
+            task_id="trigger_retrain",
+            trigger_dag_id=pipeline.retrain_dag_id,
+            trigger_run_id="drift__{{ ds }}",
+            logical_date="{{ logical_date }}",
+            conf={"evidence": gate},
+            skip_when_already_exists=True,
+            openlineage_inject_parent_info=False,
+        )
+        retrain_needed(gate) >> trigger
 
     return dag

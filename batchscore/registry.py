@@ -1,24 +1,33 @@
 """The model registry: versioned folders in the lake, aliases with an append-only history.
 
-    models/<model>/versions/<N>/{model.ubj, model.json, model.onnx, reference.parquet, metadata.json}
+    models/<model>/versions/<N>/{model.ubj, model.json, model.onnx, reference.parquet,
+                                 metadata.json, model_card.md}
     models/<model>/aliases.json           current alias -> version
-    models/<model>/alias_history.jsonl    every alias move: when, from, to, why
+    models/<model>/alias_history.jsonl    every alias move: when, from, to, why, evidence
 
 Artifacts are data (XGBoost UBJ/JSON, ONNX, Parquet), never pickle; each is stored with
 its SHA-256 in metadata.json and verified before it is used. Registering a version and
-moving an alias hold an exclusive lock on the model folder, so two writers cannot both win.
+moving an alias hold an exclusive lock on the model folder; alias moves are
+compare-and-swap (`expected_current`), so of two writers that read the same champion and
+both try to replace it, one wins and the other gets a RegistryError.
+
+**The alias as it stood on day D** (what a run for logical date D scores with) is the
+target of the alias's last move made *before the end of day D* (before D+1 00:00 UTC). A
+day before the alias's first move resolves to the first version the alias ever pointed at:
+there was no model then, and the first one is the closest to "the model of that day".
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +37,20 @@ from batchscore.lake import Lake, file_sha256, write_bytes_atomic
 
 class RegistryError(PermanentFailure, RuntimeError):
     """A model version or alias is missing, or an artifact fails verification."""
+
+
+class AliasConflict(RegistryError):
+    """Another writer moved the alias between our read and our write (compare-and-swap lost)."""
+
+
+def now() -> datetime:
+    """The registry's clock (UTC); every alias move is stamped with it."""
+    return datetime.now(UTC)
+
+
+def end_of_day(day: date) -> datetime:
+    """The first instant after `day` (UTC): moves before it count for runs of `day`."""
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -56,6 +79,19 @@ class ModelVersion:
                 f"(expected {expected[:12]}…, found {actual[:12]}…); refusing to load it"
             )
         return path
+
+    def verify(self) -> None:
+        """Check every artifact's SHA-256; raises RegistryError on the first that fails."""
+        for name in sorted(self.metadata["artifacts"]):
+            self.artifact(name)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Which version a run uses, and why (recorded in `scoring_runs.model_source`)."""
+
+    version: ModelVersion
+    source: str
 
 
 class ModelRegistry:
@@ -111,6 +147,7 @@ class ModelRegistry:
                     },
                 }
                 (staging / "metadata.json").write_text(json.dumps(full, indent=2, sort_keys=True))
+                (staging / "model_card.md").write_text(model_card(full))
                 staging.rename(self.root / "versions" / str(version))
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -130,11 +167,52 @@ class ModelRegistry:
             )
         return self.get(version)
 
-    def history(self) -> list[dict[str, Any]]:
+    def history(self, alias: str | None = None) -> list[dict[str, Any]]:
+        """Every alias move, oldest first (only those of `alias` when given)."""
         path = self.root / "alias_history.jsonl"
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        moves = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [m for m in moves if alias is None or m["alias"] == alias]
+
+    def version_as_of(self, alias: str, day: date) -> tuple[int, str]:
+        """The version `alias` pointed at on `day` and how that was found (see the module doc)."""
+        moves = self.history(alias)
+        if not moves:
+            raise RegistryError(
+                f"model {self.model} has no {alias!r} alias; train one with `batchscore train`"
+            )
+        cutoff = end_of_day(day)
+        before = [m for m in moves if datetime.fromisoformat(m["at"]) < cutoff]
+        if before:
+            return int(before[-1]["to_version"]), f"alias:{alias}@{day.isoformat()}"
+        return int(moves[0]["to_version"]), f"alias:{alias}@first"
+
+    def resolve_for_day(self, alias: str, day: date) -> Resolution:
+        """The version a run for logical date `day` scores with: the alias as it stood that day."""
+        version, source = self.version_as_of(alias, day)
+        return Resolution(self.get(version), source)
+
+    def previous_version(self, alias: str) -> int:
+        """The version `alias` pointed at before its current one (what a rollback returns to)."""
+        moves = self.history(alias)
+        current = self.aliases().get(alias)
+        for move in reversed(moves):
+            if move["to_version"] == current and move["from_version"] is not None:
+                return int(move["from_version"])
+        raise RegistryError(f"alias {alias!r} of {self.model} has no previous version to return to")
+
+    def rollback(self, alias: str, *, reason: str, evidence: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Point `alias` back at its previous version, as a compare-and-swap move."""
+        current = self.aliases().get(alias)
+        target = self.previous_version(alias)
+        return self.move_alias(
+            alias,
+            target,
+            reason=f"rollback: {reason}",
+            expected_current=current,
+            evidence={**(evidence or {}), "rolled_back_from": current},
+        )
 
     def move_alias(
         self,
@@ -155,12 +233,12 @@ class ModelRegistry:
             current = self.aliases()
             previous = current.get(alias)
             if expected_current != "any" and previous != expected_current:
-                raise RegistryError(
+                raise AliasConflict(
                     f"alias {alias!r} of {self.model} moved concurrently: expected "
                     f"{expected_current}, found {previous}"
                 )
             event = {
-                "at": datetime.now(UTC).isoformat(),
+                "at": now().isoformat(),
                 "alias": alias,
                 "from_version": previous,
                 "to_version": version,
@@ -169,8 +247,67 @@ class ModelRegistry:
             }
             with (self.root / "alias_history.jsonl").open("a") as handle:
                 handle.write(json.dumps(event, sort_keys=True) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
             write_bytes_atomic(
                 self.root / "aliases.json",
                 json.dumps({**current, alias: version}, indent=2, sort_keys=True).encode(),
             )
         return event
+
+
+def model_card(meta: dict[str, Any]) -> str:
+    """A human-readable card for one version: what it predicts, on what data, how well, and
+    where not to trust it. Generated from the version's metadata, so it cannot disagree."""
+    metrics = meta.get("metrics", {})
+    window = meta.get("training_window", {})
+    features = meta.get("feature_set", {})
+    lines = [
+        f"# Model card: {meta.get('model')} v{meta.get('version')}",
+        "",
+        "## What it predicts",
+        "",
+        str(meta.get("predicts", "(not recorded)")),
+        "",
+        f"- pipeline: `{meta.get('pipeline', '?')}`; label: `{meta.get('label', '?')}` (binary, 1 = event)",
+        "- output: a probability in [0, 1] per entity and day (XGBoost `binary:logistic`)",
+        f"- created at {meta.get('created_at', '?')} from code version `{meta.get('code_version', '?')}`",
+        f"- XGBoost {meta.get('xgboost_version', '?')}; artifacts: "
+        + ", ".join(f"`{name}`" for name in sorted(meta.get("artifacts", {}))),
+        "",
+        "## Data",
+        "",
+        f"- labelled days {window.get('start', '?')} .. {window.get('end', '?')}, "
+        f"labels landed by {window.get('labels_landed_by', '?')}",
+        f"- point in time: features of each day joined with that day's labels only; "
+        f"{metrics.get('train_rows', '?')} training rows, {metrics.get('holdout_rows', '?')} holdout rows "
+        f"(holdout split by entity), base rate {metrics.get('base_rate', '?')}",
+        f"- feature set `{features.get('name', '?')}` v{features.get('version', '?')}, "
+        f"hash `{str(features.get('hash', '?'))[:16]}`: " + ", ".join(features.get("features", [])),
+        "- input partitions and their SHA-256: "
+        + ", ".join(f"`{k}` {str(v)[:12]}" for k, v in sorted(meta.get("training_data", {}).items())),
+        "",
+        "## Metrics (holdout)",
+        "",
+        "| segment | rows | AUC | log loss | calibration error |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| all | {metrics.get('holdout_rows', '?')} | {metrics.get('holdout_auc', '?')} | "
+        f"{metrics.get('holdout_logloss', '?')} | {metrics.get('holdout_calibration_error', '?')} |",
+    ]
+    for name, seg in sorted(meta.get("metrics_by_segment", {}).items()):
+        lines.append(
+            f"| {name} | {seg.get('rows', '?')} | {seg.get('auc', '?')} | {seg.get('logloss', '?')} | "
+            f"{seg.get('calibration_error', '?')} |"
+        )
+    lines += [
+        "",
+        "## Limitations",
+        "",
+        "- Trained on the window above only: behaviour outside it (new products, prices, seasons) is "
+        "unknown; the nightly drift gate compares every day with this version's training reference.",
+        "- Scores are probabilities calibrated on the holdout period; they are not comparable across "
+        "versions without checking calibration.",
+        "- Refuses to score features from any other feature-set hash.",
+        "- Segments with few holdout rows have noisy metrics; do not read small differences there.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -57,6 +57,9 @@ class LabelSettings(_Strict):
 class ModelSettings(_Strict):
     name: Identifier
     alias: Identifier = "champion"
+    # When the champion fails to load or verify: fail the run, or score with the previous
+    # champion, alert and record it.
+    fallback: Literal["fail", "previous_champion"] = "fail"
 
 
 class InferenceSettings(_Strict):
@@ -73,12 +76,39 @@ class SensorSettings(_Strict):
     mode: Literal["poke", "reschedule"] = "reschedule"
 
 
+DriftMethod = Literal["psi", "ks", "wasserstein"]
+
+# Evidently 0.7's defaults: PSI and normed Wasserstein drift at or above the threshold, KS
+# drifts when its p-value falls below it.
+DEFAULT_DRIFT_THRESHOLDS: dict[str, float] = {"psi": 0.2, "ks": 0.05, "wasserstein": 0.1}
+
+
 class DriftSettings(_Strict):
-    method: Literal["psi"] = "psi"
-    threshold: float = Field(default=0.2, gt=0)
+    """The drift gate: per-feature method and threshold, prediction drift, segments."""
+
+    method: DriftMethod = "psi"
+    methods: dict[str, DriftMethod] = {}
+    threshold: float | None = Field(default=None, gt=0)
     thresholds: dict[str, Annotated[float, Field(gt=0)]] = {}
     max_drifted_share: float = Field(default=0.3, gt=0, le=1)
+    prediction_gates: bool = True
+    segment_column: Identifier | None = None
+    min_segment_rows: int = Field(default=500, gt=0)
+    trigger_retrain: bool = True
     report_sample_rows: int = Field(default=5_000, gt=0)
+
+    def method_for(self, column: str) -> str:
+        return self.methods.get(column, self.method)
+
+    def threshold_for(self, column: str) -> float:
+        """A column's own threshold, else the pipeline's (when its method is the default), else
+        the method's default."""
+        if column in self.thresholds:
+            return float(self.thresholds[column])
+        method = self.method_for(column)
+        if self.threshold is not None and method == self.method:
+            return float(self.threshold)
+        return DEFAULT_DRIFT_THRESHOLDS[method]
 
 
 class TrainingSettings(_Strict):
@@ -95,6 +125,20 @@ class TrainingSettings(_Strict):
     }
     reference_sample_rows: int = Field(default=20_000, gt=0)
     seed: int = 7
+    # A drift-triggered retrain uses labels landed by the drift day + this many days.
+    retrain_after_days: int = Field(default=7, ge=0)
+
+
+class PromotionSettings(_Strict):
+    """The promotion gate a retrained challenger must pass to replace the champion."""
+
+    auto: bool = False
+    min_auc_gain: float = 0.005
+    max_logloss_increase: float = 0.0
+    segment_auc_tolerance: float = Field(default=0.02, ge=0)
+    max_artifact_bytes: int = Field(default=50_000_000, gt=0)
+    min_rows_per_s: float = Field(default=20_000, gt=0)
+    min_shadow_rows: int = Field(default=1_000, gt=0)
 
 
 class ScheduleSettings(_Strict):
@@ -127,6 +171,7 @@ class PipelineSettings(_Strict):
     sensor: SensorSettings = SensorSettings()
     drift: DriftSettings = DriftSettings()
     training: TrainingSettings = TrainingSettings()
+    promotion: PromotionSettings = PromotionSettings()
     schedule: ScheduleSettings
     warehouse: WarehouseSettings = WarehouseSettings()
     tags: list[str] = []
@@ -134,6 +179,10 @@ class PipelineSettings(_Strict):
     @property
     def dag_id(self) -> str:
         return f"batchscore_{self.name}"
+
+    @property
+    def retrain_dag_id(self) -> str:
+        return f"batchscore_{self.name}_retrain"
 
     @property
     def scores_table(self) -> str:

@@ -1,7 +1,8 @@
 """Measure drift of one day's features and scores against the model's training reference.
 
-The gate's PSI is computed natively on the whole partition; Evidently renders the HTML
-and JSON report from a deterministic sample. Metrics go to the `drift_metrics` table.
+The gate's statistics (PSI by default, KS or Wasserstein per feature) are computed natively
+on the whole partition and per segment; Evidently renders the HTML and JSON report from a
+deterministic sample, with the gate's methods and thresholds. Metrics go to `drift_metrics`.
 
     python -m jobs.drift --pipeline churn --date 2026-11-21 --model-version 1
 """
@@ -16,6 +17,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
+from batchscore.drift import DriftResult
 from batchscore.lake import Lake
 from batchscore.registry import ModelRegistry
 from batchscore.scoring import SCORE_COLUMN
@@ -45,16 +47,22 @@ def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any
     reference = pq.read_table(version.artifact("reference.parquet")).to_pandas()
     current = current_frame(lake, settings, run_date, model_version)
 
+    drift = pipeline.drift
+    columns = [*names, SCORE_COLUMN]
+    methods = {c: drift.method_for(c) for c in columns}
+    thresholds = {c: drift.threshold_for(c) for c in columns}
     result = compute_drift(
         reference,
         current,
         names,
-        thresholds=dict(pipeline.drift.thresholds),
-        default_threshold=pipeline.drift.threshold,
+        methods=methods,
+        thresholds=thresholds,
         prediction_column=SCORE_COLUMN,
+        segment_column=drift.segment_column,
+        min_segment_rows=drift.min_segment_rows,
     )
     key = pipeline.dataset.entity_key
-    sample_rows = pipeline.drift.report_sample_rows
+    sample_rows = drift.report_sample_rows
     html, json_path = write_drift_report(
         deterministic_sample(reference, sample_rows, key),
         deterministic_sample(current, sample_rows, key),
@@ -62,16 +70,19 @@ def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any
         lake.reports_dir("drift", pipeline.name, run_date),
         title=f"{pipeline.name} {run_date.isoformat()}: model v{model_version} vs its training reference",
         prediction_column=SCORE_COLUMN,
+        methods=methods,
+        thresholds=thresholds,
     )
     rows = [
         {
+            "segment": f.segment,
             "feature": f.feature,
             "method": f.method,
             "statistic": f.statistic,
             "threshold": f.threshold,
             "drifted": f.drifted,
         }
-        for f in [*result.features, *([result.prediction] if result.prediction else [])]
+        for f in result.all_metrics()
     ]
     open_warehouse(settings.platform.warehouse_url).replace_drift_metrics(
         pipeline.name, run_date, model_version, rows
@@ -79,13 +90,33 @@ def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any
     return {
         "stage": "drift",
         "rows": result.current_rows,
-        "drifted_share": round(result.drifted_share, 4),
-        "drifted_features": result.drifted_features(),
-        "prediction_psi": round(result.prediction.statistic, 4) if result.prediction else None,
+        **summarize(result),
         "report": str(html),
         "report_json": str(json_path),
-        "psi_seconds": round(result.seconds, 3),
+        "drift_seconds": round(result.seconds, 3),
         "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def summarize(result: DriftResult) -> dict[str, Any]:
+    """The evidence the gate decides on: drifted shares and the prediction's drift, overall and
+    per segment."""
+    prediction = result.prediction
+    return {
+        "drifted_share": round(result.drifted_share, 4),
+        "drifted_features": result.drifted_features(),
+        "prediction_method": prediction.method if prediction else None,
+        "prediction_statistic": round(prediction.statistic, 6) if prediction else None,
+        "prediction_drifted": bool(prediction and prediction.drifted),
+        "segments": {
+            seg.segment: {
+                "rows": seg.current_rows,
+                "drifted_share": round(seg.drifted_share, 4),
+                "drifted_features": seg.drifted_features(),
+                "prediction_drifted": bool(seg.prediction and seg.prediction.drifted),
+            }
+            for seg in result.segments
+        },
     }
 
 

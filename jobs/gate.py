@@ -1,8 +1,10 @@
 """Decide on a run's drift evidence: record the decision and alert when the gate fires.
 
-The decision is stored once per (pipeline, day, model version) in `model_events`. When
-more than `drift.max_drifted_share` of the features drift, the gate records
-`retrain_recommended` and alerts; retraining itself is the retrain DAG's job.
+The decision is stored once per (pipeline, day, model version) in `model_events`. The gate
+recommends retraining when more than `drift.max_drifted_share` of the features drift on the
+whole partition or within any segment, or (with `drift.prediction_gates`) when the score
+itself drifts. Retraining is the retrain DAG's job: the nightly DAG triggers it with this
+evidence as its conf.
 
     python -m jobs.gate --pipeline churn --date 2026-11-21 --model-version 1 --run-id manual-1
 """
@@ -14,29 +16,51 @@ from datetime import date
 from typing import Any
 
 from batchscore.alerts import send_alert
+from batchscore.drift import ALL_ROWS
 from batchscore.scoring import SCORE_COLUMN
-from batchscore.settings import Settings, load_settings
+from batchscore.settings import DriftSettings, Settings, load_settings
 from batchscore.warehouse import open_warehouse
 
 PASS = "pass"
 RETRAIN = "retrain_recommended"
 
 
-def decide(drift: dict[str, Any], max_drifted_share: float) -> str:
+def reasons_to_retrain(drift: dict[str, Any], settings: DriftSettings) -> list[str]:
+    """Pure: why the drift evidence calls for retraining (empty when it does not)."""
+    limit = settings.max_drifted_share
+    reasons = []
+    if drift["drifted_share"] > limit:
+        reasons.append(f"{drift['drifted_share']:.0%} of features drifted (limit {limit:.0%})")
+    if settings.prediction_gates and drift.get("prediction_drifted"):
+        reasons.append("the score's distribution drifted")
+    for name, seg in sorted(drift.get("segments", {}).items()):
+        if seg["drifted_share"] > limit:
+            reasons.append(f"segment {name}: {seg['drifted_share']:.0%} of features drifted")
+        if settings.prediction_gates and seg.get("prediction_drifted"):
+            reasons.append(f"segment {name}: the score's distribution drifted")
+    return reasons
+
+
+def decide(drift: dict[str, Any], settings: DriftSettings) -> str:
     """Pure: the gate's decision for one run's drift summary."""
-    return RETRAIN if drift["drifted_share"] > max_drifted_share else PASS
+    return RETRAIN if reasons_to_retrain(drift, settings) else PASS
 
 
 def run(
     settings: Settings, run_date: date, model_version: int, run_id: str, drift: dict[str, Any]
 ) -> dict[str, Any]:
     pipeline = settings.pipeline
-    decision = decide(drift, pipeline.drift.max_drifted_share)
+    reasons = reasons_to_retrain(drift, pipeline.drift)
+    decision = RETRAIN if reasons else PASS
     evidence = {
+        "reasons": reasons,
         "drifted_share": drift["drifted_share"],
         "max_drifted_share": pipeline.drift.max_drifted_share,
         "drifted_features": drift["drifted_features"],
-        "prediction_psi": drift.get("prediction_psi"),
+        "prediction_method": drift.get("prediction_method"),
+        "prediction_statistic": drift.get("prediction_statistic"),
+        "prediction_drifted": drift.get("prediction_drifted"),
+        "segments": drift.get("segments", {}),
         "report": drift.get("report"),
     }
     open_warehouse(settings.platform.warehouse_url).record_event(
@@ -50,25 +74,55 @@ def run(
             evidence,
         )
         alerted = True
-    return {"stage": "gate", "decision": decision, "alerted": alerted, **evidence}
+    trigger = decision == RETRAIN and pipeline.drift.trigger_retrain
+    return {
+        "stage": "gate",
+        "decision": decision,
+        "alerted": alerted,
+        "trigger_retrain": trigger,
+        "run_date": run_date.isoformat(),
+        "model_version": model_version,
+        "run_id": run_id,
+        **evidence,
+    }
 
 
 def recorded_drift(settings: Settings, run_date: date, model_version: int) -> dict[str, Any]:
     """The drift summary of a run, rebuilt from `drift_metrics` (for running the gate on its own)."""
     rows = open_warehouse(settings.platform.warehouse_url).query(
-        "SELECT feature, statistic, drifted FROM drift_metrics WHERE pipeline = ? AND run_date = ? AND model_version = ?",
+        "SELECT segment, feature, method, statistic, drifted FROM drift_metrics "
+        "WHERE pipeline = ? AND run_date = ? AND model_version = ? ORDER BY segment, feature",
         [settings.pipeline.name, run_date, model_version],
     )
-    features = [(name, drifted) for name, _, drifted in rows if name != SCORE_COLUMN]
-    if not features:
+    by_segment: dict[str, list[tuple[str, str, float, bool]]] = {}
+    for segment, feature, method, statistic, drifted in rows:
+        by_segment.setdefault(segment, []).append((feature, method, statistic, bool(drifted)))
+    if not by_segment.get(ALL_ROWS):
         raise LookupError(
             f"no drift metrics for {settings.pipeline.name} {run_date} v{model_version}; run jobs.drift first"
         )
-    return {
-        "drifted_share": sum(d for _, d in features) / len(features),
-        "drifted_features": sorted(name for name, d in features if d),
-        "prediction_psi": next((stat for name, stat, _ in rows if name == SCORE_COLUMN), None),
+
+    def summary(metrics: list[tuple[str, str, float, bool]]) -> dict[str, Any]:
+        features = [(name, drifted) for name, _, _, drifted in metrics if name != SCORE_COLUMN]
+        score = next((m for m in metrics if m[0] == SCORE_COLUMN), None)
+        return {
+            "drifted_share": sum(d for _, d in features) / len(features) if features else 0.0,
+            "drifted_features": sorted(name for name, d in features if d),
+            "prediction_method": score[1] if score else None,
+            "prediction_statistic": score[2] if score else None,
+            "prediction_drifted": bool(score and score[3]),
+        }
+
+    whole = summary(by_segment.pop(ALL_ROWS))
+    whole["segments"] = {
+        name: {
+            k: v
+            for k, v in summary(metrics).items()
+            if k not in ("prediction_method", "prediction_statistic")
+        }
+        for name, metrics in by_segment.items()
     }
+    return whole
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,6 +24,7 @@ def run(
     try_number: int = 1,
     stage_seconds: dict[str, float] | None = None,
     stage_cpu_seconds: dict[str, float] | None = None,
+    model_source: str | None = None,
 ) -> dict[str, Any]:
     """Publish the scores partition write-audit-publish and record the attempt with its cost.
 
@@ -66,6 +67,7 @@ def run(
             input_checksum=manifest["input_checksum"],
             stage_seconds=timings,
             cpu_seconds=cpu_seconds,
+            model_source=model_source,
         )
     )
     return {

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -168,27 +169,28 @@ def code_version() -> str:
     return result.stdout.strip() or "unknown"
 
 
-def run(
-    settings: Settings,
-    end: date,
-    *,
-    promote: bool = False,
-    spark: SparkSession | None = None,
-) -> dict[str, Any]:
-    """Train on the window ending at `end`, register the version, promote it when asked.
+@dataclass
+class TrainingSet:
+    """A point-in-time labelled frame and where it came from."""
 
-    The first version of a model always becomes the champion: there is nothing to compare with.
-    """
-    from batchscore.spark import get_spark
+    frame: pd.DataFrame
+    label_dates: list[date]
+    raw_parts: list[Path]
 
-    started = time.perf_counter()
+
+def build_training_set(
+    settings: Settings, end: date, spark: SparkSession, start: date | None = None
+) -> TrainingSet:
+    """Labels landed by `end` (from `start` on, when given) joined with the features of their day."""
     pipeline = settings.pipeline
     lake = Lake(settings.platform.lake_url)
     feature_set = load_feature_set(pipeline.features)
     _, label_parts = training_days(lake, settings, end)
-    spark = spark or get_spark(settings.platform)
-
     labels = spark.read.parquet(*[str(p) for p in label_parts])
+    if start is not None:
+        from pyspark.sql import functions as F
+
+        labels = labels.where(F.col(pipeline.labels.date_column) >= F.lit(start))
     label_dates = sorted(row[0] for row in labels.select(pipeline.labels.date_column).distinct().collect())
     raw_parts = [lake.raw_partition(pipeline.dataset.name, d) for d in label_dates]
     raw_parts = [p for p in raw_parts if lake.is_complete(p)]
@@ -208,10 +210,31 @@ def run(
     ).toPandas()
     if frame.empty or frame["label"].nunique() < 2:
         raise TrainingError("the labelled training set is empty or has a single class")
+    return TrainingSet(frame, label_dates, raw_parts)
 
+
+def train_and_register(
+    settings: Settings, end: date, data: TrainingSet, extra_metadata: dict[str, Any] | None = None
+) -> tuple[ModelVersion, xgb.Booster]:
+    """Fit on the training rows, export, and register the version with its metadata and card."""
+    pipeline = settings.pipeline
+    lake = Lake(settings.platform.lake_url)
+    feature_set = load_feature_set(pipeline.features)
+    frame = data.frame
     names = feature_set.names
     booster = fit(frame, names, settings)
     metrics = evaluate(booster, frame, names)
+    holdout = frame[frame["holdout"]]
+    predicted = booster.inplace_predict(holdout[names].to_numpy(np.float32))
+    metrics["holdout_calibration_error"] = round(calibration_error(holdout["label"].to_numpy(), predicted), 6)
+    segment_column = pipeline.drift.segment_column
+    by_segment = (
+        segment_metrics(
+            holdout["label"].to_numpy(), predicted, holdout[segment_column].to_numpy(), segment_column
+        )
+        if segment_column
+        else {}
+    )
     reference = frame.sample(n=min(len(frame), pipeline.training.reference_sample_rows), random_state=0)
     reference = reference[[feature_set.entity_key, *names]].reset_index(drop=True)
     matrix = reference[names].to_numpy(np.float32)
@@ -226,6 +249,8 @@ def run(
             out,
             {
                 "pipeline": pipeline.name,
+                "predicts": pipeline.description,
+                "label": pipeline.labels.column,
                 "created_at": datetime.now(UTC).isoformat(),
                 "code_version": code_version(),
                 "feature_set": {
@@ -235,26 +260,88 @@ def run(
                     "features": names,
                 },
                 "training_window": {
-                    "start": label_dates[0].isoformat(),
-                    "end": label_dates[-1].isoformat(),
+                    "start": data.label_dates[0].isoformat(),
+                    "end": data.label_dates[-1].isoformat(),
                     "labels_landed_by": end.isoformat(),
                 },
-                "training_data": {p.name: partition_checksum(p) for p in raw_parts},
+                "training_data": {p.name: partition_checksum(p) for p in data.raw_parts},
                 "metrics": metrics,
+                "metrics_by_segment": by_segment,
                 "params": dict(pipeline.training.params),
                 "num_boost_round": pipeline.training.num_boost_round,
                 "onnx_max_abs_diff": onnx_diff,
                 "xgboost_version": xgboost_version(),
+                **(extra_metadata or {}),
             },
         )
+    return version, booster
+
+
+def calibration_error(labels: np.ndarray, predicted: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: the row-weighted gap between mean score and event rate per decile."""
+    if len(labels) == 0:
+        return float("nan")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(predicted, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            total += mask.sum() * abs(float(predicted[mask].mean()) - float(labels[mask].mean()))
+    return total / len(labels)
+
+
+def classification_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """AUC (NaN with a single class), log loss and calibration error of scores against labels."""
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    auc = float(roc_auc_score(labels, predicted)) if len(np.unique(labels)) == 2 else float("nan")
+    return {
+        "rows": len(labels),
+        "auc": round(auc, 6),
+        "logloss": round(float(log_loss(labels, np.clip(predicted, 1e-7, 1 - 1e-7), labels=[0, 1])), 6),
+        "calibration_error": round(calibration_error(labels, predicted), 6),
+    }
+
+
+def segment_metrics(
+    labels: np.ndarray, predicted: np.ndarray, segments: np.ndarray, column: str
+) -> dict[str, dict[str, float]]:
+    out = {}
+    for value in np.unique(segments[~pd.isna(segments)]):
+        mask = segments == value
+        label = f"{column}={int(value) if float(value).is_integer() else value}"
+        out[label] = classification_metrics(labels[mask], predicted[mask])
+    return out
+
+
+def run(
+    settings: Settings,
+    end: date,
+    *,
+    promote: bool = False,
+    spark: SparkSession | None = None,
+) -> dict[str, Any]:
+    """Train on the window ending at `end`, register the version, promote it when asked.
+
+    The first version of a model always becomes the champion: there is nothing to compare with.
+    """
+    from batchscore.spark import get_spark
+
+    started = time.perf_counter()
+    pipeline = settings.pipeline
+    spark = spark or get_spark(settings.platform)
+    data = build_training_set(settings, end, spark)
+    version, _ = train_and_register(settings, end, data)
+    registry = ModelRegistry(Lake(settings.platform.lake_url), pipeline.model.name)
     promoted = _promote_if_first_or_asked(registry, version, pipeline.model.alias, promote)
     return {
         "stage": "train",
         "model": version.model,
         "version": version.version,
         "promoted": promoted,
-        "metrics": metrics,
-        "rows": len(frame),
+        "metrics": version.metadata["metrics"],
+        "rows": len(data.frame),
         "seconds": round(time.perf_counter() - started, 3),
     }
 

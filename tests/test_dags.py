@@ -57,14 +57,15 @@ def test_dag_files_import_cleanly_and_follow_conventions(tmp_path):
     parsed = parse_dags(tmp_path)
     assert parsed["errors"] == {}
     assert parsed["heavy"] == [], "DAG parsing must not import heavy libraries"
-    expected = {p.dag_id for p in discover_pipelines({})}
+    pipelines = discover_pipelines({})
+    expected = {p.dag_id for p in pipelines} | {p.retrain_dag_id for p in pipelines}
     assert set(parsed["dags"]) == expected and expected
     for dag_id, dag in parsed["dags"].items():
         assert "batchscore" in dag["tags"], dag_id
         assert all(r >= 1 for r in dag["retries"].values()), f"{dag_id}: every task retries"
         assert all(dag["timeouts"].values()), f"{dag_id}: every task has an execution timeout"
         assert dag["doc"] and dag["max_active_runs"] == 1 and dag["catchup"] is False
-        assert dag["params"] == ["model_version"]
+        assert dag["params"] == (["drift_from"] if dag_id.endswith("_retrain") else ["model_version"])
 
 
 def test_nightly_stages_run_in_contract_order(tmp_path):
@@ -83,3 +84,12 @@ def test_nightly_stages_run_in_contract_order(tmp_path):
     positions = [tasks.index(t) for t in order]
     assert positions == sorted(positions)
     assert tasks.index("resolve_model") < tasks.index("score")
+    assert tasks.index("drift_gate") < tasks.index("retrain_needed") < tasks.index("trigger_retrain")
+
+
+def test_retrain_dag_trains_then_evaluates_then_gates(tmp_path):
+    tasks = parse_dags(tmp_path)["dags"]["batchscore_churn_retrain"]["tasks"]
+    positions = [
+        tasks.index(t) for t in ("wait_for_labels", "train_challenger", "evaluate", "promotion_gate")
+    ]
+    assert positions == sorted(positions)

@@ -94,9 +94,10 @@ class RunRecord:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     cpu_seconds: float | None = None
+    model_source: str | None = None
 
     def row(self, attempt_id: str) -> list[object]:
-        """The values of one `scoring_runs` row, in column order (migrations 1 and 2)."""
+        """The values of one `scoring_runs` row, in column order (migrations 1 to 3)."""
         seconds = sum(self.stage_seconds.values()) if self.stage_seconds else None
         rate = self.rows_out / seconds if self.rows_out and seconds else None
         per_million = self.cpu_seconds / self.rows_out * 1e6 if self.cpu_seconds and self.rows_out else None
@@ -119,10 +120,11 @@ class RunRecord:
             now(),
             self.cpu_seconds,
             per_million,
+            self.model_source,
         ]
 
 
-SCORING_RUNS_COLUMNS = 18
+SCORING_RUNS_COLUMNS = 19
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (
@@ -173,6 +175,24 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                            AS cpu_s_per_million_rows,
                        input_checksum, error, recorded_at
                 FROM scoring_runs ORDER BY recorded_at DESC""",
+        ],
+    ),
+    (
+        3,
+        "drift metrics per segment; how each run's model version was chosen",
+        [
+            """CREATE TABLE drift_metrics_by_segment (
+                pipeline VARCHAR NOT NULL, run_date DATE NOT NULL, model_version INTEGER NOT NULL,
+                segment VARCHAR NOT NULL, feature VARCHAR NOT NULL, method VARCHAR NOT NULL,
+                statistic DOUBLE PRECISION NOT NULL, threshold DOUBLE PRECISION NOT NULL,
+                drifted BOOLEAN NOT NULL,
+                PRIMARY KEY (pipeline, run_date, model_version, segment, feature))""",
+            """INSERT INTO drift_metrics_by_segment
+                SELECT pipeline, run_date, model_version, 'all', feature, method, statistic, threshold, drifted
+                FROM drift_metrics""",
+            "DROP TABLE drift_metrics",
+            "ALTER TABLE drift_metrics_by_segment RENAME TO drift_metrics",
+            "ALTER TABLE scoring_runs ADD COLUMN model_source VARCHAR",
         ],
     ),
 ]

@@ -250,7 +250,7 @@ class DuckDBWarehouse:
                     )
                     if rows:
                         con.executemany(
-                            "INSERT INTO drift_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            "INSERT INTO drift_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             [drift_row(pipeline, run_date, model_version, r) for r in rows],
                         )
                     con.execute("COMMIT")
@@ -315,6 +315,7 @@ def drift_row(pipeline: str, run_date: date, model_version: int, r: dict[str, An
         pipeline,
         run_date,
         model_version,
+        r.get("segment", "all"),
         r["feature"],
         r["method"],
         r["statistic"],

@@ -338,7 +338,7 @@ class PostgresWarehouse:
             )
             with con.cursor() as cur:
                 cur.executemany(
-                    "INSERT INTO drift_metrics VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    "INSERT INTO drift_metrics VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     [drift_row(pipeline, run_date, model_version, r) for r in rows],
                 )
 

@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchscore.drift import compute_drift, deterministic_sample, psi, write_drift_report
+from batchscore.drift import (
+    compute_drift,
+    deterministic_sample,
+    is_drifted,
+    ks_pvalue,
+    psi,
+    wasserstein_norm,
+    write_drift_report,
+)
 
 
 def evidently_psi(a, b):
@@ -80,3 +88,90 @@ def test_evidently_report_written(tmp_path):
     assert html.stat().st_size > 10_000
     body = js.read_text()
     assert json.loads(body) and "a" in body and "score" in body
+
+
+def evidently_values(report_json: str) -> tuple[dict[str, float], float]:
+    """Per-column drift values and the drifted-columns count from an Evidently 0.7 snapshot."""
+    metrics = json.loads(report_json)["metrics"]
+    values = {
+        m["config"]["column"]: m["value"] for m in metrics if m["config"]["type"].endswith("ValueDrift")
+    }
+    count = next(m["value"]["count"] for m in metrics if m["config"]["type"].endswith("DriftedColumnsCount"))
+    return values, count
+
+
+def test_report_and_gate_agree_on_the_sample_with_every_method(tmp_path):
+    n = 3000
+    ref = pd.DataFrame(
+        {
+            "k": np.arange(n),
+            "a": RNG.normal(size=n),
+            "b": RNG.normal(size=n),
+            "c": RNG.integers(0, 5, size=n).astype(float),
+            "score": RNG.random(n),
+        }
+    )
+    cur = pd.DataFrame(
+        {
+            "k": np.arange(n),
+            "a": RNG.normal(0.3, 1, size=n),
+            "b": RNG.normal(0.3, 1.2, size=n),
+            "c": RNG.integers(0, 6, size=n).astype(float),
+            "score": RNG.random(n) ** 1.3,
+        }
+    )
+    methods = {"a": "ks", "b": "wasserstein", "c": "psi", "score": "psi"}
+    thresholds = {"a": 0.05, "b": 0.1, "c": 0.05, "score": 0.2}
+    ref_s, cur_s = deterministic_sample(ref, 1000, "k"), deterministic_sample(cur, 1000, "k")
+    gate = compute_drift(
+        ref_s, cur_s, ["a", "b", "c"], methods=methods, thresholds=thresholds, prediction_column="score"
+    )
+    _, js = write_drift_report(
+        ref_s,
+        cur_s,
+        ["a", "b", "c"],
+        tmp_path,
+        title="t",
+        prediction_column="score",
+        methods=methods,
+        thresholds=thresholds,
+    )
+    values, count = evidently_values(js.read_text())
+    measured = {f.feature: f for f in gate.all_metrics()}
+    assert set(values) == set(measured) == {"a", "b", "c", "score"}
+    for column, value in values.items():
+        assert measured[column].method == methods[column]
+        assert measured[column].statistic == pytest.approx(value, rel=1e-9, abs=1e-12), column
+    assert count == sum(f.drifted for f in measured.values())
+    assert measured["a"].drifted and measured["b"].drifted, "the shifted columns drift"
+
+
+def test_ks_and_wasserstein_match_scipy_definitions():
+    from scipy.stats import ks_2samp, wasserstein_distance
+
+    a, b = RNG.normal(size=2000), RNG.normal(0.2, 1, size=3000)
+    b[:10] = np.nan
+    assert ks_pvalue(a, b) == ks_2samp(a, b[10:])[1]
+    assert wasserstein_norm(a, b) == pytest.approx(wasserstein_distance(a, b[10:]) / np.std(a))
+    assert is_drifted("ks", 0.01, 0.05) and not is_drifted("ks", 0.2, 0.05)
+    assert is_drifted("wasserstein", 0.2, 0.1) and not is_drifted("psi", float("nan"), 0.1)
+
+
+def test_drift_within_one_segment_is_found_even_when_the_whole_is_calm():
+    n = 20_000
+    segment = RNG.integers(0, 2, size=n)
+    ref = pd.DataFrame({"x": RNG.normal(size=n), "seg": segment, "score": RNG.random(n)})
+    cur = ref.copy()
+    small = cur["seg"] == 1
+    cur.loc[small, "x"] = RNG.normal(1.5, 1, size=int(small.sum()))
+    cur = cur[(cur["seg"] == 0) | (RNG.random(n) < 0.15)]  # segment 1 is a small share today
+    result = compute_drift(
+        ref, cur, ["x"], prediction_column="score", segment_column="seg", min_segment_rows=100
+    )
+    segments = {s.segment: s for s in result.segments}
+    assert set(segments) == {"seg=0", "seg=1"}
+    assert segments["seg=1"].drifted_features() == ["x"] and segments["seg=1"].features[0].statistic > 0.5
+    assert segments["seg=0"].drifted_features() == []
+    assert {f.segment for f in result.all_metrics()} == {"all", "seg=0", "seg=1"}
+    skipped = compute_drift(ref, cur, ["x"], segment_column="seg", min_segment_rows=5000)
+    assert [s.segment for s in skipped.segments] == ["seg=0"], "segments too small are not judged"

@@ -4,6 +4,7 @@ from datetime import date
 
 import pytest
 
+from batchscore.settings import DriftSettings
 from batchscore.warehouse import open_warehouse
 from jobs import gate
 
@@ -11,8 +12,28 @@ DAY = date(2026, 11, 21)
 
 
 def test_decision_fires_only_above_the_allowed_share():
-    assert gate.decide({"drifted_share": 0.25}, 0.25) == gate.PASS
-    assert gate.decide({"drifted_share": 0.26}, 0.25) == gate.RETRAIN
+    limits = DriftSettings(max_drifted_share=0.25)
+    assert gate.decide({"drifted_share": 0.25}, limits) == gate.PASS
+    assert gate.decide({"drifted_share": 0.26}, limits) == gate.RETRAIN
+
+
+def test_prediction_drift_and_one_drifting_segment_each_fire_the_gate():
+    limits = DriftSettings(max_drifted_share=0.25)
+    calm = {"drifted_share": 0.1, "prediction_drifted": False, "segments": {}}
+    assert gate.decide(calm, limits) == gate.PASS
+    assert gate.reasons_to_retrain({**calm, "prediction_drifted": True}, limits) == [
+        "the score's distribution drifted"
+    ]
+    assert (
+        gate.decide({**calm, "prediction_drifted": True}, DriftSettings(prediction_gates=False)) == gate.PASS
+    )
+    one_segment = {
+        **calm,
+        "segments": {"contract_monthly=1": {"drifted_share": 0.5, "prediction_drifted": False}},
+    }
+    assert gate.reasons_to_retrain(one_segment, limits) == [
+        "segment contract_monthly=1: 50% of features drifted"
+    ]
 
 
 def test_gate_records_decision_from_recorded_metrics_and_alerts(churn_settings, caplog):
@@ -27,10 +48,24 @@ def test_gate_records_decision_from_recorded_metrics_and_alerts(churn_settings, 
         }
         for i in range(10)
     ] + [{"feature": "score", "method": "psi", "statistic": 0.4, "threshold": 0.2, "drifted": True}]
-    warehouse.replace_drift_metrics("churn", DAY, 1, metrics)
+    segment = [{**m, "segment": "contract_monthly=1", "drifted": m["feature"] == "f5"} for m in metrics]
+    warehouse.replace_drift_metrics("churn", DAY, 1, metrics + segment)
 
     drift = gate.recorded_drift(churn_settings, DAY, 1)
-    assert drift == {"drifted_share": 0.3, "drifted_features": ["f0", "f1", "f2"], "prediction_psi": 0.4}
+    assert drift == {
+        "drifted_share": 0.3,
+        "drifted_features": ["f0", "f1", "f2"],
+        "prediction_method": "psi",
+        "prediction_statistic": 0.4,
+        "prediction_drifted": True,
+        "segments": {
+            "contract_monthly=1": {
+                "drifted_share": 0.1,
+                "drifted_features": ["f5"],
+                "prediction_drifted": False,
+            }
+        },
+    }
     result = gate.run(churn_settings, DAY, 1, "run-1", drift)
 
     assert result["decision"] == gate.RETRAIN and result["alerted"]

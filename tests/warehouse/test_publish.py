@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from batchscore.warehouse import (
+    MIGRATIONS,
     AuditFailed,
     InvalidIdentifier,
     RunRecord,
@@ -118,8 +119,43 @@ def test_runs_drift_and_events_are_recorded(warehouse):
     assert warehouse.query("SELECT version, name FROM schema_migrations ORDER BY 1") == [
         (1, "runs, drift metrics and model events"),
         (2, "what a run costs, and which run published each slice"),
+        (3, "drift metrics per segment; how each run's model version was chosen"),
     ]
     assert warehouse.migrate() == []
+
+
+def test_migration_3_keeps_existing_drift_metrics_and_adds_segments(warehouse_url, monkeypatch):
+    """A warehouse created before segments keeps its drift metrics when migration 3 runs."""
+    old = open_warehouse(warehouse_url)
+    for module in ("batchscore.warehouse.duckdb_store", "batchscore.warehouse.postgres_store"):
+        monkeypatch.setattr(f"{module}.MIGRATIONS", MIGRATIONS[:2])
+    assert old.migrate() == [1, 2]
+    with old.connect() as con:
+        con.execute(
+            "INSERT INTO drift_metrics VALUES ('churn', DATE '2026-11-21', 1, 'age', 'psi', 0.3, 0.2, true)"
+        )
+    monkeypatch.undo()
+    new = open_warehouse(warehouse_url)
+    assert new.migrate() == [3]
+    assert new.query("SELECT segment, feature, statistic FROM drift_metrics") == [("all", "age", 0.3)]
+    segment = {"segment": "contract=monthly", "feature": "age", "method": "ks"}
+    new.replace_drift_metrics(
+        "churn",
+        DAY,
+        1,
+        [
+            {"feature": "age", "method": "ks", "statistic": 0.01, "threshold": 0.05, "drifted": True},
+            {**segment, "statistic": 0.5, "threshold": 0.05, "drifted": False},
+        ],
+    )
+    assert new.query("SELECT segment, method, drifted FROM drift_metrics ORDER BY segment") == [
+        ("all", "ks", True),
+        ("contract=monthly", "ks", False),
+    ]
+    new.record_run(
+        RunRecord("r", 1, "churn", DAY, "churn_xgb", 1, "published", model_source="alias:champion@2026-11-21")
+    )
+    assert new.query("SELECT model_source FROM scoring_runs") == [("alias:champion@2026-11-21",)]
 
 
 def test_numpy_scores_round_trip(warehouse, tmp_path):
