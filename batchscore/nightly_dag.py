@@ -57,6 +57,13 @@ def no_retry_for_permanent_failures() -> Iterator[None]:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
 
+def costed(run: Any, *args: Any) -> dict[str, Any]:
+    """A stage's result plus the CPU seconds its process tree spent (the run's cost, in scoring_runs)."""
+    from batchscore.costs import costed as measure
+
+    return measure(run, *args)
+
+
 def record_failure(context: Any) -> None:
     """Failure callback: keep the failed attempt in `scoring_runs` and alert."""
     from batchscore.alerts import send_alert
@@ -177,36 +184,40 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
             from jobs import validate
 
             with no_retry_for_permanent_failures():
-                return validate.run(settings(), run_date_of(get_current_context()), "raw")
+                return costed(validate.run, settings(), run_date_of(get_current_context()), "raw")
 
         @task
         def build_features() -> dict[str, Any]:
             from jobs import build_features as job
 
             with no_retry_for_permanent_failures():
-                return job.run(settings(), run_date_of(get_current_context()))
+                return costed(job.run, settings(), run_date_of(get_current_context()))
 
         @task
         def validate_features() -> dict[str, Any]:
             from jobs import validate
 
             with no_retry_for_permanent_failures():
-                return validate.run(settings(), run_date_of(get_current_context()), "features")
+                return costed(validate.run, settings(), run_date_of(get_current_context()), "features")
 
         @task
         def score(model: dict[str, Any]) -> dict[str, Any]:
             from jobs import score as job
 
             with no_retry_for_permanent_failures():
-                return job.run(settings(), run_date_of(get_current_context()), model["model_version"])
+                return costed(job.run, settings(), run_date_of(get_current_context()), model["model_version"])
 
         @task
         def validate_scores(model: dict[str, Any]) -> dict[str, Any]:
             from jobs import validate
 
             with no_retry_for_permanent_failures():
-                return validate.run(
-                    settings(), run_date_of(get_current_context()), "scores", model["model_version"]
+                return costed(
+                    validate.run,
+                    settings(),
+                    run_date_of(get_current_context()),
+                    "scores",
+                    model["model_version"],
                 )
 
         @task

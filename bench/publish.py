@@ -59,9 +59,15 @@ def time_publishes(url: str, scores: Path, rows: int, repeat: int) -> dict[str, 
     runs = []
     for attempt in range(repeat):
         target = ScoresSlice("churn", "scores_churn", "customer_id", DAY, "churn_xgb", 1, f"bench-{attempt}")
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         result = warehouse.publish_scores(target, scores, expected_rows=rows)
-        runs.append({"seconds": time.perf_counter() - started, "stages": result["stage_seconds"]})
+        runs.append(
+            {
+                "seconds": time.perf_counter() - started,
+                "cpu_seconds": time.process_time() - cpu_started,
+                "stages": result["stage_seconds"],
+            }
+        )
     assert warehouse.query("SELECT count(*), count(DISTINCT run_id) FROM scores_churn") == [(rows, 1)]
     seconds = [run["seconds"] for run in runs]
     return {
@@ -69,6 +75,10 @@ def time_publishes(url: str, scores: Path, rows: int, repeat: int) -> dict[str, 
         "first_publish_s": round(seconds[0], 3),
         "replace_publish_s": [round(s, 3) for s in seconds[1:]],
         "stage_seconds_last": runs[-1]["stages"],
+        # this process's CPU (all of DuckDB's work; the client side only for PostgreSQL)
+        "client_cpu_s_per_million_rows": round(
+            statistics.median(r["cpu_seconds"] for r in runs) / rows * 1e6, 3
+        ),
     }
 
 
@@ -94,6 +104,14 @@ def time_binary_copy(url: str, scores: Path, rows: int, repeat: int) -> int:
             con.commit()
             best = min(best, time.perf_counter() - started)
     return round(rows / best)
+
+
+def cpu_pressure() -> str | None:
+    """Linux PSI: the share of time runnable tasks waited for a CPU (figures are only comparable when low)."""
+    try:
+        return Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except OSError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -134,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
                 "postgres": postgres_result,
                 "duckdb": duckdb_result,
                 "load_average": [round(x, 2) for x in os.getloadavg()],
+                "cpu_pressure": cpu_pressure(),
                 "cpus": os.cpu_count(),
             }
         )

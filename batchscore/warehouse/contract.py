@@ -9,6 +9,7 @@ The migrations are portable SQL (DuckDB and PostgreSQL), applied in order and re
 from __future__ import annotations
 
 import json
+import random
 import re
 import time
 from collections.abc import Callable
@@ -123,8 +124,6 @@ class RunRecord:
             self.model_source,
         ]
 
-
-SCORING_RUNS_COLUMNS = 19
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (
@@ -311,7 +310,7 @@ def with_backoff(
         except Exception as exc:
             if number == attempts or not retryable(exc):
                 raise
-            time.sleep(delay * (1 + 0.5 * np.random.random()))
+            time.sleep(delay * (1 + 0.5 * random.random()))  # jitter: contenders spread out
             delay = min(delay * 2, max_delay_s)
     raise AssertionError("unreachable")
 

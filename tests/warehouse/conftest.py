@@ -7,18 +7,14 @@ gets its own schema in it, so tests and CI reruns never see each other's tables.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import date
+from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from batchscore.warehouse import ScoresSlice, open_warehouse
+from batchscore.warehouse import open_warehouse
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-DAY = date(2026, 11, 21)
 
 
 def pg_admin(autocommit: bool = True):  # type: ignore[no-untyped-def]
@@ -57,28 +53,3 @@ def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def warehouse(warehouse_url: str):  # type: ignore[no-untyped-def]
     return open_warehouse(warehouse_url)
-
-
-def scores_file(folder: Path, keys, scores, version=1, run_date=DAY) -> Path:  # type: ignore[no-untyped-def]
-    """A scores partition as `jobs.score` writes it (entity key, score, model_version, run_date)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    n = len(keys)
-    pq.write_table(
-        pa.table(
-            {
-                "customer_id": pa.array(keys, pa.int64()),
-                "score": pa.array(scores, pa.float64()),
-                "model_version": pa.array([version] * n, pa.int64()),
-                "run_date": pa.array([run_date] * n, pa.date32()),
-            }
-        ),
-        folder / "part-0.parquet",
-    )
-    return folder
-
-
-def target(run_id: str = "run-1", version: int = 1, day: date = DAY) -> ScoresSlice:
-    return ScoresSlice("churn", "scores_churn", "customer_id", day, "churn_xgb", version, run_id)
-
-
-SliceRows = Callable[..., list[tuple]]

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from batchscore.warehouse import open_warehouse
-from tests.warehouse.conftest import target
+from tests.warehouse.slices import target
 
 
 def main(argv: list[str]) -> None:

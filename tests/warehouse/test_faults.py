@@ -19,7 +19,7 @@ import pytest
 
 from batchscore.settings import REPO_ROOT
 from batchscore.warehouse import DuckDBWarehouse, open_warehouse
-from tests.warehouse.conftest import scores_file, target
+from tests.warehouse.slices import scores_file, target
 
 
 def start_publisher(url: str, scores: Path, run_id: str, rows: int, *pause: str) -> subprocess.Popen:

@@ -20,7 +20,7 @@ from batchscore.warehouse import (
     quoted,
 )
 from batchscore.warehouse.pg_binary import key_score_rows
-from tests.warehouse.conftest import DAY, scores_file, target
+from tests.warehouse.slices import DAY, scores_file, target
 
 NEXT_DAY = date(2026, 11, 22)
 

@@ -12,7 +12,7 @@ from batchscore.lake import SUCCESS_MARKER, Lake
 from batchscore.settings import load_settings
 from jobs import publish
 from tests.conftest import settings_env
-from tests.warehouse.conftest import DAY, scores_file
+from tests.warehouse.slices import DAY, scores_file
 
 
 def test_publish_job_records_every_attempt_with_its_cost(warehouse_url, tmp_path):

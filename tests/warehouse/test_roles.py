@@ -12,7 +12,8 @@ from psycopg import sql
 
 from batchscore.cli import main
 from batchscore.warehouse import open_warehouse
-from tests.warehouse.conftest import pg_admin, scores_file, target
+from tests.warehouse.conftest import pg_admin
+from tests.warehouse.slices import scores_file, target
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,19 @@
+"""A stage's cost counts the CPU of the processes it drives, not only its own."""
+
+import subprocess
+import sys
+
+from batchscore.costs import costed, process_tree_cpu_seconds
+
+
+def burn_in_child() -> dict[str, int]:
+    subprocess.run([sys.executable, "-c", "sum(range(20_000_000))"], check=True)
+    return {"rows": 7}
+
+
+def test_cpu_of_a_child_process_is_counted():
+    before = process_tree_cpu_seconds()
+    result = costed(burn_in_child)
+    assert result["rows"] == 7
+    assert result["cpu_seconds"] >= 0.1  # the child's loop alone takes several tenths of a CPU second
+    assert process_tree_cpu_seconds() - before >= result["cpu_seconds"]
