@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 DISTINCT_FOR_BINNING = 20
+KS_EXACT_MAX_N = 10_000  # scipy's ks_2samp uses its exact mode up to this sample size
 
 
 ALL_ROWS = "all"
@@ -129,13 +130,31 @@ def _finite(values: np.ndarray) -> np.ndarray:
 
 
 def ks_pvalue(reference: np.ndarray, current: np.ndarray) -> float:
-    """Two-sided two-sample Kolmogorov-Smirnov p-value (scipy's, as Evidently's `ks`)."""
-    from scipy.stats import ks_2samp
+    """Two-sided two-sample Kolmogorov-Smirnov p-value, as scipy's `ks_2samp` (Evidently's `ks`).
 
-    ref, cur = _finite(reference), _finite(current)
-    if ref.size == 0 or cur.size == 0:
+    For large samples (scipy's asymptotic mode) the statistic is computed here with one sort
+    per side and the ECDFs evaluated at the distinct values only, which is exact and about
+    twice as fast as scipy's search over all points; the p-value is scipy's `kstwo.sf`.
+    """
+    from scipy.stats import distributions, ks_2samp
+
+    ref, cur = np.sort(_finite(reference)), np.sort(_finite(current))
+    n1, n2 = ref.size, cur.size
+    if n1 == 0 or n2 == 0:
         return float("nan")
-    return float(ks_2samp(ref, cur)[1])
+    if max(n1, n2) <= KS_EXACT_MAX_N:
+        return float(ks_2samp(ref, cur)[1])
+    diffs = []
+    for own, other, n_own, n_other, sign in ((ref, cur, n1, n2, 1.0), (cur, ref, n2, n1, -1.0)):
+        ends = np.flatnonzero(np.r_[own[1:] != own[:-1], True])  # last index of each distinct value
+        own_cdf = (ends + 1) / n_own
+        other_cdf = np.searchsorted(other, own[ends], side="right") / n_other
+        diffs.append(sign * (own_cdf - other_cdf))
+    cddiffs = np.concatenate(diffs)
+    max_s, min_s = float(cddiffs.max()), float(np.clip(-cddiffs.min(), 0, 1))
+    d = min_s if min_s > max_s else max_s
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    return float(np.clip(distributions.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))
 
 
 def wasserstein_norm(reference: np.ndarray, current: np.ndarray) -> float:

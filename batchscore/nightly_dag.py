@@ -26,7 +26,11 @@ DOC = """
 Waits for `raw/{dataset}/dt=<logical date>/_SUCCESS`, validates it, builds features with
 `{features}`, validates them, scores them with model `{model}` (alias `{alias}` resolved once
 at the start of the run and pinned), validates the scores, publishes them to
-`{table}` in one transaction, writes an Evidently drift report and applies the drift gate.
+`{table}` in one transaction, writes an Evidently drift report and applies the drift gate,
+which triggers `{retrain_dag}` with its evidence when it recommends retraining.
+
+The model is the alias as it stood on the run's date (its last move before the end of that
+day), so a backfill scores with the model of the day.
 
 **Backfill** any past day from the UI or `airflow backfill create`: every task is keyed by
 the run's logical date. Set the `model_version` param to score with a specific version.
@@ -136,6 +140,7 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
             model=pipeline.model.name,
             alias=pipeline.model.alias,
             table=pipeline.scores_table,
+            retrain_dag=pipeline.retrain_dag_id,
         ),
         params={
             "model_version": Param(

@@ -13,12 +13,12 @@ scores with the alias's previous version that verifies, alerts, and records a
 from __future__ import annotations
 
 import sys
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from batchscore.alerts import send_alert
 from batchscore.lake import Lake
-from batchscore.registry import ModelRegistry, ModelVersion, RegistryError, Resolution
+from batchscore.registry import ModelRegistry, ModelVersion, RegistryError, Resolution, end_of_day
 from batchscore.settings import Settings, load_settings
 from batchscore.warehouse import open_warehouse
 
@@ -31,10 +31,11 @@ def verify_for_scoring(version: ModelVersion, backend: str) -> None:
     version.artifact("reference.parquet")
 
 
-def previous_versions(registry: ModelRegistry, alias: str, failing: int) -> list[int]:
-    """Versions the alias pointed at before, most recent first, without the failing one."""
+def previous_versions(registry: ModelRegistry, alias: str, failing: int, run_date: date) -> list[int]:
+    """Versions the alias pointed at up to the run's day, most recent first, without the failing one."""
+    cutoff = end_of_day(run_date)
     seen: list[int] = []
-    for move in reversed(registry.history(alias)):
+    for move in reversed([m for m in registry.history(alias) if datetime.fromisoformat(m["at"]) < cutoff]):
         for candidate in (move["to_version"], move["from_version"]):
             if candidate is not None and candidate != failing and candidate not in seen:
                 seen.append(int(candidate))
@@ -59,7 +60,7 @@ def resolve(settings: Settings, run_date: date, requested: int | None) -> tuple[
         if pipeline.model.fallback != "previous_champion":
             raise
         error = str(exc)
-    for candidate in previous_versions(registry, pipeline.model.alias, chosen.version.version):
+    for candidate in previous_versions(registry, pipeline.model.alias, chosen.version.version, run_date):
         version = registry.get(candidate)
         try:
             verify_for_scoring(version, backend)

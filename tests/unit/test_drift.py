@@ -152,6 +152,10 @@ def test_ks_and_wasserstein_match_scipy_definitions():
     a, b = RNG.normal(size=2000), RNG.normal(0.2, 1, size=3000)
     b[:10] = np.nan
     assert ks_pvalue(a, b) == ks_2samp(a, b[10:])[1]
+    for shift, decimals in ((0.0, 6), (0.03, 6), (0.02, 1)):  # large samples take the native path
+        big_a = np.round(RNG.normal(size=12_000), decimals)
+        big_b = np.round(RNG.normal(shift, 1, size=40_000), decimals)
+        assert ks_pvalue(big_a, big_b) == ks_2samp(big_a, big_b)[1], (shift, decimals)
     assert wasserstein_norm(a, b) == pytest.approx(wasserstein_distance(a, b[10:]) / np.std(a))
     assert is_drifted("ks", 0.01, 0.05) and not is_drifted("ks", 0.2, 0.05)
     assert is_drifted("wasserstein", 0.2, 0.1) and not is_drifted("psi", float("nan"), 0.1)

@@ -237,3 +237,14 @@ def test_models_cli_lists_promotes_rolls_back_and_shows_history(tmp_path, monkey
     assert capsys.readouterr().out.startswith("# Model card: churn_xgb v2")
     assert cli_main(["models", "promote", "--pipeline", "churn", "--version", "9"]) == 1
     assert "has no version 9" in capsys.readouterr().err
+
+
+def test_fallback_for_a_past_day_never_jumps_to_a_later_champion(churn_settings, three_versions):
+    registry, _ = three_versions
+    (registry.get(2).path / "reference.parquet").write_text("tampered")
+    pipeline = churn_settings.pipeline.model_copy(
+        update={"model": churn_settings.pipeline.model.model_copy(update={"fallback": "previous_champion"})}
+    )
+    settings = churn_settings.model_copy(update={"pipeline": pipeline})
+    result = resolve_model.run(settings, date(2026, 10, 6))
+    assert (result["model_version"], result["source"]) == (1, "fallback:previous_champion(v2 failed)")

@@ -112,3 +112,28 @@ def test_missing_java_is_reported_with_the_fix(monkeypatch, tmp_path):
         check_java()
     monkeypatch.delenv("JAVA_HOME")
     assert check_java() >= 17
+
+
+def test_drift_methods_and_thresholds_per_feature():
+    from batchscore.settings import DriftSettings
+
+    drift = DriftSettings(
+        method="psi",
+        threshold=0.25,
+        methods={"age": "ks", "tenure_months": "wasserstein"},
+        thresholds={"age": 0.01},
+    )
+    assert (drift.method_for("age"), drift.threshold_for("age")) == ("ks", 0.01)
+    assert (drift.method_for("tenure_months"), drift.threshold_for("tenure_months")) == ("wasserstein", 0.1)
+    assert (drift.method_for("score"), drift.threshold_for("score")) == ("psi", 0.25)
+    assert DriftSettings(method="ks").threshold_for("x") == 0.05
+
+
+def test_lifecycle_settings_have_safe_defaults_and_reject_unknown_values(tmp_path):
+    pipeline = load_pipeline(CHURN)
+    assert pipeline.promotion.auto is False and pipeline.model.fallback == "fail"
+    assert pipeline.retrain_dag_id == "batchscore_churn_retrain"
+    with pytest.raises(ConfigError, match=r"drift\.method: Input should be 'psi', 'ks' or 'wasserstein'"):
+        load_pipeline(write_variant(tmp_path, drift__method="chi2"))
+    with pytest.raises(ConfigError, match=r"model\.fallback: Input should be 'fail' or 'previous_champion'"):
+        load_pipeline(write_variant(tmp_path, model__fallback="latest"))
