@@ -133,15 +133,14 @@ def test_two_publisher_processes_racing_for_one_slice_leave_one_set(warehouse_ur
     wait_for(marker, holder)
     contender = start_publisher(warehouse_url, second, "run-second", 3)
     if warehouse.dialect == "postgresql":  # the contender queues on the slice's advisory lock
+        waiting = (
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
         deadline = time.monotonic() + 30
-        while (
-            not warehouse.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
-            and time.monotonic() < deadline
-        ):
+        while warehouse.query(waiting) == [(0,)] and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert warehouse.query(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-        ) == [(1,)]
+        assert warehouse.query(waiting) == [(1,)]
     else:  # the contender cannot open the file yet and backs off
         time.sleep(0.5)
     assert contender.poll() is None, "the second publisher did not wait for the first"

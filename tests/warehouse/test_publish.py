@@ -248,3 +248,15 @@ def test_identifiers_are_validated_not_escaped(bad):
 def test_postgres_schema_name_from_the_url_is_validated(pg_database):
     with pytest.raises(InvalidIdentifier, match="invalid schema name 'x\"; DROP TABLE y;--'"):
         open_warehouse(f'{pg_database}?schema=x"; DROP TABLE y;--')
+
+
+def test_cli_migrates_and_refuses_roles_on_duckdb(tmp_path, monkeypatch, capsys):
+    from batchscore.cli import main
+
+    monkeypatch.setenv("BATCHSCORE_WAREHOUSE_URL", f"duckdb://{tmp_path / 'cli.duckdb'}")
+    assert main(["warehouse", "migrate"]) == 0
+    assert "applied migrations [1, 2]" in capsys.readouterr().out
+    assert main(["warehouse", "migrate"]) == 0
+    assert "schema is up to date" in capsys.readouterr().out
+    assert main(["warehouse", "init-roles"]) == 2
+    assert "needs a postgresql:// warehouse URL" in capsys.readouterr().err
