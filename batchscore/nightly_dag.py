@@ -230,6 +230,21 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
                 )
 
         @task
+        def publish_shadow(scored: dict[str, Any]) -> dict[str, Any]:
+            """Challenger scores (when the score stage made any) to the shadow table, validated first."""
+            challenger = scored.get("challenger")
+            if not challenger:
+                return {"stage": "publish_shadow", "skipped": "no challenger scored"}
+            from jobs import publish as job
+            from jobs import validate
+
+            context = get_current_context()
+            version = int(challenger["model_version"])
+            with no_retry_for_permanent_failures():
+                validate.run(settings(), run_date_of(context), "scores", version)
+                return job.run_shadow(settings(), run_date_of(context), version, run_id=context["run_id"])
+
+        @task
         def drift_report(model: dict[str, Any]) -> dict[str, Any]:
             from jobs import drift
 
@@ -258,6 +273,7 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
 
         ready >> raw_checked >> features >> features_checked >> scored >> scores_checked >> published
         published >> drift
+        scores_checked >> publish_shadow(scored)
         drift_gate(model, drift)
 
     return dag

@@ -57,6 +57,9 @@ class LabelSettings(_Strict):
 class ModelSettings(_Strict):
     name: Identifier
     alias: Identifier = "champion"
+    # When set and the registry has this alias, its version is scored in shadow (same pass,
+    # own lake partition, published to the shadow table), never into the champion's slice.
+    challenger_alias: Identifier | None = None
 
 
 class InferenceSettings(_Strict):
@@ -138,6 +141,11 @@ class PipelineSettings(_Strict):
     @property
     def scores_table(self) -> str:
         return self.warehouse.scores_table or f"scores_{self.name}"
+
+    @property
+    def shadow_scores_table(self) -> str:
+        """Where challenger scores are published: same columns, never the champion's table."""
+        return f"shadow_{self.scores_table}"
 
     @property
     def expectations_dir(self) -> Path:
