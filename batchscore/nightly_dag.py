@@ -27,6 +27,8 @@ Waits for `raw/{dataset}/dt=<logical date>/_SUCCESS`, validates it, builds featu
 `{features}`, validates them, scores them with model `{model}` (alias `{alias}` resolved once
 at the start of the run and pinned), validates the scores, publishes them to
 `{table}` in one transaction, writes an Evidently drift report and applies the drift gate.
+With `model.challenger_alias` set, the same scoring pass scores the challenger too and
+`publish_shadow` publishes its scores to `shadow_{table}`, never to `{table}`.
 
 **Backfill** any past day from the UI or `airflow backfill create`: every task is keyed by
 the run's logical date. Set the `model_version` param to score with a specific version.

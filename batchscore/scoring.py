@@ -33,6 +33,7 @@ from batchscore.lake import file_sha256
 log = logging.getLogger(__name__)
 
 SCORE_COLUMN = "score"
+GPU_BATCH_ROWS = 1 << 20
 TASK_RESULT_DDL = "item long, model_version long, file string, rows long, pid long, loads long, device string"
 
 
@@ -299,11 +300,13 @@ def run_work_item(spec: ScoringPass, item: WorkItem, attempt: str) -> list[dict[
         for path in outputs:
             path.parent.mkdir(parents=True, exist_ok=True)
             writers.append(pq.ParquetWriter(path, output_schema(spec.entity_key), compression="snappy"))
+        # A GPU wants large batches (kernel launches and copies amortised over many rows).
+        batch_rows = max(spec.batch_rows, GPU_BATCH_ROWS) if _on_gpu(scorers) else spec.batch_rows
         batches = (
             batch
             for source, row_groups in _runs_by_file(item.row_groups)
             for batch in pq.ParquetFile(source).iter_batches(
-                batch_size=spec.batch_rows, row_groups=row_groups, columns=columns, use_threads=False
+                batch_size=batch_rows, row_groups=row_groups, columns=columns, use_threads=spec.threads > 1
             )
         )
         for batch, scores in _score_each(batches, scorers, names, spec.threads):
@@ -332,11 +335,15 @@ def run_work_item(spec: ScoringPass, item: WorkItem, attempt: str) -> list[dict[
     ]
 
 
+def _on_gpu(scorers: Sequence[Scorer]) -> bool:
+    return all(isinstance(s, XGBoostScorer) and s.device.startswith("cuda") for s in scorers)
+
+
 def _score_each(
     batches: Iterator[pa.RecordBatch], scorers: Sequence[Scorer], names: Sequence[str], threads: int
 ) -> Iterator[tuple[pa.RecordBatch | pa.Table, list[np.ndarray]]]:
     """(batch, scores per model): XGBoost on a GPU gets device-staged batches, else one host matrix."""
-    if all(isinstance(s, XGBoostScorer) and s.device.startswith("cuda") for s in scorers):
+    if _on_gpu(scorers):
         boosters = [s.booster for s in scorers if isinstance(s, XGBoostScorer)]
         device_id = int(scorers[0].device.partition(":")[2] or 0)
         yield from stage_and_score_gpu(batches, boosters, names, device_id=device_id)
@@ -496,7 +503,7 @@ def score_arrow_batches_gpu(
     booster: Any,
     feature_names: Sequence[str],
     *,
-    max_rows: int = 1 << 20,
+    max_rows: int = GPU_BATCH_ROWS,
     depth: int = 2,
     device_id: int = 0,
 ) -> Iterator[np.ndarray]:
@@ -521,7 +528,7 @@ def stage_and_score_gpu(
     boosters: Sequence[Any],
     feature_names: Sequence[str],
     *,
-    max_rows: int = 1 << 20,
+    max_rows: int = GPU_BATCH_ROWS,
     depth: int = 2,
     device_id: int = 0,
 ) -> Iterator[tuple[pa.RecordBatch | pa.Table, list[np.ndarray]]]:

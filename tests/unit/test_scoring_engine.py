@@ -177,6 +177,8 @@ def test_onnx_backend_in_spark_agrees_with_xgboost(spark, churn_settings, lake):
     got = dict(zip(onnx.column(KEY).to_pylist(), onnx.column("score").to_pylist(), strict=True))
     expected = in_process_scores(lake, 1, table, backend="xgboost")
     assert max(abs(got[k] - expected[k]) for k in expected) < 1e-5
+    # ORT runs TreeEnsemble operators on the CPU only: `auto` keeps such graphs off the GPU.
+    assert scoring.onnx_is_tree_ensemble(str(ModelRegistry(lake, "churn_xgb").get(1).path / "model.onnx"))
 
 
 def test_shadow_scoring_writes_and_publishes_the_challenger_apart(spark, churn_settings, lake):
