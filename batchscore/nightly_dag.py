@@ -28,6 +28,8 @@ Waits for `raw/{dataset}/dt=<logical date>/_SUCCESS`, validates it, builds featu
 at the start of the run and pinned), validates the scores, publishes them to
 `{table}` in one transaction, writes an Evidently drift report and applies the drift gate,
 which triggers `{retrain_dag}` with its evidence when it recommends retraining.
+With `model.challenger_alias` set, the same scoring pass scores the challenger too and
+`publish_shadow` publishes its scores to `shadow_{table}`, never to `{table}`.
 
 The model is the alias as it stood on the run's date (its last move before the end of that
 day), so a backfill scores with the model of the day.
@@ -61,11 +63,11 @@ def no_retry_for_permanent_failures() -> Iterator[None]:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
 
-def costed(run: Any, *args: Any) -> dict[str, Any]:
+def costed(run: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """A stage's result plus the CPU seconds its process tree spent (the run's cost, in scoring_runs)."""
     from batchscore.costs import costed as measure
 
-    return measure(run, *args)
+    return measure(run, *args, **kwargs)
 
 
 def record_failure(context: Any) -> None:
@@ -210,7 +212,14 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
             from jobs import score as job
 
             with no_retry_for_permanent_failures():
-                return costed(job.run, settings(), run_date_of(get_current_context()), model["model_version"])
+                return costed(
+                    job.run,
+                    settings(),
+                    run_date_of(get_current_context()),
+                    model["model_version"],
+                    challenger_version=model.get("challenger_version"),
+                    challenger_pinned=True,
+                )
 
         @task
         def validate_scores(model: dict[str, Any]) -> dict[str, Any]:
@@ -243,6 +252,21 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
                     stage_cpu_seconds=cpu,
                     model_source=model.get("source"),
                 )
+
+        @task
+        def publish_shadow(scored: dict[str, Any]) -> dict[str, Any]:
+            """Challenger scores (when the score stage made any) to the shadow table, validated first."""
+            challenger = scored.get("challenger")
+            if not challenger:
+                return {"stage": "publish_shadow", "skipped": "no challenger scored"}
+            from jobs import publish as job
+            from jobs import validate
+
+            context = get_current_context()
+            version = int(challenger["model_version"])
+            with no_retry_for_permanent_failures():
+                validate.run(settings(), run_date_of(context), "scores", version)
+                return job.run_shadow(settings(), run_date_of(context), version, run_id=context["run_id"])
 
         @task
         def drift_report(model: dict[str, Any]) -> dict[str, Any]:
@@ -278,6 +302,7 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
 
         ready >> raw_checked >> features >> features_checked >> scored >> scores_checked >> published
         published >> drift
+        scores_checked >> publish_shadow(scored)
         gate = drift_gate(model, drift)
         trigger = TriggerDagRunOperator(
             task_id="trigger_retrain",

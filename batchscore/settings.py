@@ -60,6 +60,9 @@ class ModelSettings(_Strict):
     # When the champion fails to load or verify: fail the run, or score with the previous
     # champion, alert and record it.
     fallback: Literal["fail", "previous_champion"] = "fail"
+    # When set and the registry has this alias, its version is scored in shadow (same pass,
+    # own lake partition, published to the shadow table), never into the champion's slice.
+    challenger_alias: Identifier | None = None
 
 
 class InferenceSettings(_Strict):
@@ -187,6 +190,11 @@ class PipelineSettings(_Strict):
     @property
     def scores_table(self) -> str:
         return self.warehouse.scores_table or f"scores_{self.name}"
+
+    @property
+    def shadow_scores_table(self) -> str:
+        """Where challenger scores are published: same columns, never the champion's table."""
+        return f"shadow_{self.scores_table}"
 
     @property
     def expectations_dir(self) -> Path:

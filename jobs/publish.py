@@ -88,6 +88,33 @@ def redacted(url: str) -> str:
     return re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", url)
 
 
+def run_shadow(settings: Settings, run_date: date, challenger_version: int, run_id: str) -> dict[str, Any]:
+    """Publish the challenger's shadow scores to `shadow_<scores table>` (write-audit-publish).
+
+    Same columns and audit as the champion's slice, in its own table: shadow scores never
+    reach the table analysts and campaigns read.
+    """
+    pipeline = settings.pipeline
+    lake = Lake(settings.platform.lake_url)
+    features_path = lake.features_partition(pipeline.name, run_date)
+    scores_path = lake.scores_partition(pipeline.name, challenger_version, run_date)
+    lake.require_complete(features_path)
+    lake.require_complete(scores_path)
+    manifest = read_manifest(features_path)
+    target = ScoresSlice(
+        pipeline=pipeline.name,
+        table=pipeline.shadow_scores_table,
+        entity_key=pipeline.dataset.entity_key,
+        run_date=run_date,
+        model_name=pipeline.model.name,
+        model_version=challenger_version,
+        run_id=run_id,
+    )
+    warehouse = open_warehouse(settings.platform.warehouse_url)
+    published = warehouse.publish_scores(target, scores_path, expected_rows=int(manifest["rows"]))
+    return {"stage": "publish_shadow", **published, "model_version": challenger_version}
+
+
 def main(argv: list[str] | None = None) -> None:
     from jobs import print_result, stage_arguments
 

@@ -21,6 +21,7 @@ from batchscore.lake import Lake
 from batchscore.registry import ModelRegistry, ModelVersion, RegistryError, Resolution, end_of_day
 from batchscore.settings import Settings, load_settings
 from batchscore.warehouse import open_warehouse
+from jobs.score import challenger_of_day
 
 BACKEND_ARTIFACT = {"xgboost": "model.ubj", "onnx": "model.onnx"}
 
@@ -94,12 +95,14 @@ def run(
             evidence,
             run_id,
         )
+    registry = ModelRegistry(Lake(settings.platform.lake_url), pipeline.model.name)
     return {
         "stage": "resolve_model",
         "model_name": version.model,
         "model_version": version.version,
         "feature_set_hash": version.feature_set_hash,
         "source": resolution.source,
+        "challenger_version": challenger_of_day(settings, registry, run_date),
     }
 
 
