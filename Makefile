@@ -44,7 +44,7 @@ test-unit: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy batchscore jobs features dags
+	$(BIN)/mypy batchscore jobs features dags bench
 
 format: setup
 	$(BIN)/ruff format .
