@@ -507,6 +507,9 @@ def _short(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+OFFLINE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+"""The report's Content-Security-Policy: the browser itself refuses any fetch the page might make."""
+
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2430}
 h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:20px 0 8px} .meta{color:#566070;margin-bottom:16px}
@@ -516,6 +519,7 @@ table{border-collapse:collapse;width:100%} th,td{border-bottom:1px solid #e3e6ea
 th{background:#f5f7f9;font-weight:600} tr.fail td{background:#fdecec} tr.warning td{background:#fff6e5}
 ul.contract li{background:#fdecec;padding:4px 8px;margin:2px 0;list-style:none}
 code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;white-space:pre-wrap;word-break:break-word}
+td.name code{white-space:nowrap}
 """
 
 
@@ -533,15 +537,19 @@ def render_html(document: dict[str, Any]) -> str:
             f"<h2 id='contract'>Contract broken: the suite was not run</h2><ul class='contract'>{items}</ul>"
         )
     rows = []
-    for row in document["expectations"]:
-        state = "pass" if row["success"] else ("warning" if row["severity"] == "warning" else "fail")
+    order = {"fail": 0, "warning": 1, "pass": 2}
+    states = [
+        ("pass" if row["success"] else ("warning" if row["severity"] == "warning" else "fail"), row)
+        for row in document["expectations"]
+    ]
+    for state, row in sorted(states, key=lambda pair: order[pair[0]]):  # failures first
         count = (
             ""
             if row["unexpected_count"] is None
             else f"{row['unexpected_count']} ({row['unexpected_percent'] or 0:.4g}%)"
         )
         rows.append(
-            f"<tr class='{state}'><td>{e(state)}</td><td><code>{e(row['type'])}</code></td>"
+            f"<tr class='{state}'><td>{e(state)}</td><td class='name'><code>{e(row['type'])}</code></td>"
             f"<td>{e(str(row['column'] or ''))}</td><td><code>{e(_short(row['kwargs'], 400))}</code></td>"
             f"<td>{e(row['severity'])}</td><td>{e(count)}</td>"
             f"<td><code>{e(_short(row['examples'], 300)) if row['examples'] else ''}</code></td>"
@@ -563,7 +571,8 @@ def render_html(document: dict[str, Any]) -> str:
     )
     title = f"{outcome['pipeline']} · {outcome['dataset']} · {outcome['stage']}"
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{e(title)} validation</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{OFFLINE_POLICY}"><title>{e(title)} validation</title>
 <style>{STYLE}</style></head><body>
 <h1>{e(title)} <span class="badge {badge}" id="status">{status}</span></h1>
 <div class="meta">partition <code>{e(outcome["partition"])}</code><br>suite <code>{e(outcome["suite"])}</code><br>
