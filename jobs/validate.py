@@ -8,6 +8,7 @@ expectation; the JSON result and an HTML report go to `<lake>/reports/validation
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass
 from datetime import date
@@ -22,6 +23,8 @@ from batchscore.settings import Settings, ValidationSettings, load_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
 
 STAGES = ("raw", "features", "scores")
 
@@ -136,6 +139,8 @@ def run(
             partition=str(partition),
             report_dir=report_dir,
         )
+    if outcome.failed:  # warning-only expectations: reported, the gate still passes
+        log.warning("%s", outcome.summary())
     return {
         "stage": f"validate_{stage}",
         "engine": outcome.engine,
