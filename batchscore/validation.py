@@ -399,7 +399,32 @@ def _gx_results(suite: Suite, engine: str, dataframe: Any) -> list[Any]:
         .add_batch_definition_whole_dataframe("whole partition")
         .get_batch(batch_parameters={"dataframe": dataframe})
     )
-    return list(batch.validate(suite.gx, result_format=RESULT_FORMAT).results)
+    # Pass 1 decides every expectation with GX's cheapest result format; pass 2 re-runs only
+    # the failed ones for their unexpected counts and examples. About twice as fast on a clean
+    # partition, the usual night; GX decides success either way.
+    verdicts = list(batch.validate(suite.gx, result_format={"result_format": "BOOLEAN_ONLY"}).results)
+    failed = [r.expectation_config for r in verdicts if not r.success]
+    if not failed:
+        return verdicts
+    details = gx.ExpectationSuite(name=f"{suite.gx.name} (failed)", expectations=[_entry(c) for c in failed])
+    detailed = {
+        _key(r.expectation_config): r for r in batch.validate(details, result_format=RESULT_FORMAT).results
+    }
+    return [detailed.get(_key(r.expectation_config), r) for r in verdicts]
+
+
+def _entry(config: Any) -> dict[str, Any]:
+    kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+    entry: dict[str, Any] = {"type": config.type, "kwargs": kwargs}
+    if config.severity is not None:
+        entry["severity"] = getattr(config.severity, "value", config.severity)
+    return entry
+
+
+def _key(config: Any) -> str:
+    """Identifies one expectation of a suite by what it checks."""
+    kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+    return json.dumps([config.type, _jsonable(kwargs)], sort_keys=True)
 
 
 def _gate(
