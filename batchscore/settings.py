@@ -79,6 +79,14 @@ class SensorSettings(_Strict):
     mode: Literal["poke", "reschedule"] = "reschedule"
 
 
+class ValidationSettings(_Strict):
+    """Which engine runs a gate: GX on pandas over Arrow in the task's memory up to these sizes
+    (fast), GX on Spark beyond either of them (scales out). Sizes come from the Parquet footers."""
+
+    pandas_max_rows: int = Field(default=20_000_000, gt=0)
+    pandas_max_bytes: int = Field(default=4 * 1024**3, gt=0)
+
+
 DriftMethod = Literal["psi", "ks", "wasserstein"]
 
 # Evidently 0.7's defaults: PSI and normed Wasserstein drift at or above the threshold, KS
@@ -172,6 +180,7 @@ class PipelineSettings(_Strict):
     model: ModelSettings
     inference: InferenceSettings = InferenceSettings()
     sensor: SensorSettings = SensorSettings()
+    validation: ValidationSettings = ValidationSettings()
     drift: DriftSettings = DriftSettings()
     training: TrainingSettings = TrainingSettings()
     promotion: PromotionSettings = PromotionSettings()

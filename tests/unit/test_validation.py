@@ -1,40 +1,47 @@
-"""Gates on tiny frames: each kind of bad input fails with a message that names what failed."""
+"""Gates on tiny tables: the contract, the suites, and each kind of bad value, with clear messages."""
 
 import json
 from datetime import date
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from batchscore.seed import SeedSpec, customers_snapshot
 from batchscore.settings import REPO_ROOT
-from batchscore.validation import SuiteError, ValidationFailed, load_suite, validate_frame
+from batchscore.validation import (
+    SuiteError,
+    ValidationFailed,
+    contract_violations,
+    load_suite,
+    validate_table,
+)
 
 SUITES = REPO_ROOT / "expectations" / "churn"
+HEADER = "validation FAILED: pipeline churn, dataset raw (raw), partition lake/raw/dt=2026-11-21"
 
 
-def customers(n=200):
+def customers(n=200) -> pa.Table:
     table, _ = customers_snapshot(SeedSpec(rows=n, seed=3), date(2026, 11, 21))
-    return table.to_pandas()
+    return table
 
 
-def scores(n=50):
-    import pandas as pd
-
-    return pd.DataFrame(
+def scores(n=50) -> pa.Table:
+    return pa.table(
         {
-            "customer_id": np.arange(n, dtype=np.int64),
-            "score": np.linspace(0, 1, n),
-            "model_version": np.ones(n, dtype=np.int64),
-            "run_date": [date(2026, 11, 21)] * n,
+            "customer_id": pa.array(np.arange(n), pa.int64()),
+            "score": pa.array(np.linspace(0, 1, n)),
+            "model_version": pa.array(np.ones(n, dtype=np.int64)),
+            "run_date": pa.array([date(2026, 11, 21)] * n, pa.date32()),
         }
     )
 
 
-def run(df, suite, tmp_path, **kw):
-    return validate_frame(
-        df,
-        SUITES / f"{suite}.json",
+def run(table, suite, tmp_path, **kw):
+    return validate_table(
+        table,
+        load_suite(SUITES / f"{suite}.json"),
         pipeline="churn",
         dataset=suite,
         stage=suite,
@@ -44,10 +51,24 @@ def run(df, suite, tmp_path, **kw):
     )
 
 
+def replace(table: pa.Table, column: str, values: list, type_=None) -> pa.Table:
+    index = table.schema.get_field_index(column)
+    return table.set_column(index, column, pa.array(values, type_ or table.schema.field(column).type))
+
+
+def write_suite(tmp_path, expectations, schema=None):
+    path = tmp_path / "suite.json"
+    meta = {"schema": schema or {"a": "double"}}
+    path.write_text(json.dumps({"name": "s", "meta": meta, "expectations": expectations}))
+    return path
+
+
 @pytest.mark.parametrize(("suite", "count"), [("raw", 53), ("features", 52), ("scores", 8)])
 def test_shipped_suites_load_completely(suite, count):
     declared = json.loads((SUITES / f"{suite}.json").read_text())["expectations"]
-    assert len(load_suite(SUITES / f"{suite}.json").expectations) == len(declared) == count
+    loaded = load_suite(SUITES / f"{suite}.json")
+    assert len(loaded.expectations) == len(declared) == count
+    assert loaded.schema and next(iter(loaded.schema)) == "customer_id"
 
 
 def test_valid_partitions_pass_and_write_reports(tmp_path):
@@ -56,100 +77,222 @@ def test_valid_partitions_pass_and_write_reports(tmp_path):
     assert run(scores(), "scores", tmp_path).success
     document = json.loads((tmp_path / "raw" / "result.json").read_text())
     assert document["outcome"]["success"] is True and len(document["expectations"]) == 53
+    assert document["contract"]["violations"] == []
 
 
-def broken(kind):
-    df = customers()
-    if kind == "missing column":
-        return df.drop(columns=["plan"]), "expect_table_columns_to_match_set"
-    if kind == "extra column":
-        return df.assign(surprise=1), "expect_table_columns_to_match_set"
-    if kind == "null key":
-        df["customer_id"] = df["customer_id"].astype("float64")
-        df.loc[0, "customer_id"] = np.nan
-        return df, "expect_column_values_to_not_be_null on customer_id: 1 unexpected"
-    if kind == "duplicate key":
-        df.loc[1, "customer_id"] = df.loc[0, "customer_id"]
-        return df, "expect_column_values_to_be_unique on customer_id: 2 unexpected"
-    if kind == "out of range":
-        df.loc[0, "tenure_months"] = 5000
-        return df, "expect_column_values_to_be_between on tenure_months: 1 unexpected"
-    if kind == "unknown category":
-        df.loc[0, "contract"] = "lifetime"
-        return df, 'expect_column_values_to_be_in_set on contract: 1 unexpected (0.5%), e.g. ["lifetime"]'
-    if kind == "inf value":
-        df.loc[0, "monthly_charges"] = np.inf
-        return df, "expect_column_values_to_be_between on monthly_charges: 1 unexpected"
-    if kind == "nulls beyond tolerance":
-        df.loc[: len(df) // 2, "credit_score"] = None
-        return df, "expect_column_values_to_not_be_null on credit_score"
-    raise AssertionError(kind)
+def test_a_gate_never_answers_from_the_previous_partitions_metrics(tmp_path):
+    good = scores()
+    bad = replace(good, "score", [2.0] * good.num_rows)
+    assert run(good, "scores", tmp_path).success
+    with pytest.raises(ValidationFailed, match="expect_column_values_to_be_between on score: 50 unexpected"):
+        run(bad, "scores", tmp_path)
+    assert run(good, "scores", tmp_path).success
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "missing column",
-        "extra column",
-        "null key",
-        "duplicate key",
-        "out of range",
-        "unknown category",
-        "inf value",
-        "nulls beyond tolerance",
-    ],
-)
-def test_bad_raw_input_fails_with_a_clear_message(tmp_path, kind):
-    df, expected = broken(kind)
-    with pytest.raises(ValidationFailed) as err:
-        run(df, "raw", tmp_path)
-    message = str(err.value)
-    assert "validation FAILED: pipeline churn, dataset raw (raw), partition lake/raw/dt=2026-11-21" in message
-    assert expected in message
-    assert str(tmp_path / "raw" / "report.html") in message
-    assert err.value.result.success is False
-
-
-def test_nan_score_fails_the_scores_gate(tmp_path):
-    df = scores()
-    df.loc[3, "score"] = np.nan
-    with pytest.raises(ValidationFailed, match="expect_column_values_to_not_be_null on score: 1 unexpected"):
-        run(df, "scores", tmp_path)
-
-
-def test_warning_only_expectation_is_reported_not_fatal(tmp_path):
-    df = customers()
-    df["discount_pct"] = 60.0
-    outcome = run(df, "raw", tmp_path)
-    assert outcome.success
-    assert [(f.type, f.severity) for f in outcome.failed] == [("expect_column_mean_to_be_between", "warning")]
-
-
-def test_unknown_expectation_type_is_refused_by_name(tmp_path):
-    suite = tmp_path / "suite.json"
-    suite.write_text(
-        json.dumps(
-            {
-                "name": "s",
-                "expectations": [
-                    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}},
-                    {"type": "expect_column_values_to_be_positive", "kwargs": {"column": "a"}},
-                ],
-            }
-        )
+def test_misspelled_expectation_type_is_refused_by_name(tmp_path):
+    path = write_suite(
+        tmp_path,
+        [
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}},
+            {"type": "expect_column_value_to_not_be_null", "kwargs": {"column": "a"}},
+        ],
     )
     with pytest.raises(
         SuiteError,
-        match=r"recognised 1 of 2 expectations; not recognised: 'expect_column_values_to_be_positive'",
+        match=r"GX recognised 1 of 2 expectations; not recognised: 'expect_column_value_to_not_be_null'",
     ):
-        load_suite(suite)
+        load_suite(path)
+
+
+def test_misspelled_argument_is_refused_by_name(tmp_path):
+    path = write_suite(
+        tmp_path,
+        [
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": "a", "min_value": 0, "max_vaule": 1},
+            }
+        ],
+    )
+    with pytest.raises(
+        SuiteError, match=r"not recognised: 'expect_column_values_to_be_between' \(#1\).*max_vaule"
+    ):
+        load_suite(path)
+
+
+def test_open_float_range_is_refused_because_it_lets_inf_through(tmp_path):
+    path = write_suite(
+        tmp_path, [{"type": "expect_column_values_to_be_between", "kwargs": {"column": "a", "min_value": 0}}]
+    )
+    with pytest.raises(
+        SuiteError, match=r"on a \(#1\) needs both min_value and max_value: an open range lets ±inf"
+    ):
+        load_suite(path)
+
+
+def test_suite_without_a_contract_or_checking_an_undeclared_column_is_refused(tmp_path):
+    path = tmp_path / "suite.json"
+    path.write_text(
+        json.dumps({"name": "s", "expectations": [{"type": "expect_column_to_exist", "kwargs": {}}]})
+    )
+    with pytest.raises(SuiteError, match=r"declares no contract: meta\.schema"):
+        load_suite(path)
+    path = write_suite(tmp_path, [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "b"}}])
+    with pytest.raises(SuiteError, match="checks column 'b', which the contract does not declare"):
+        load_suite(path)
+
+
+def test_contract_diff_names_missing_extra_renamed_and_retyped_columns():
+    declared = {"id": "int64", "plan": "string", "age": "int32", "score": "double"}
+    schema = pa.schema(
+        [("id", pa.int64()), ("plan_name", pa.string()), ("age", pa.string()), ("x", pa.bool_())]
+    )
+    assert contract_violations(declared, schema) == [
+        "renamed? column plan (string) is missing and plan_name (string) is not declared: "
+        "was plan renamed to plan_name?",
+        "missing column score (double)",
+        "extra column x (bool) is not declared",
+        "retyped column age: declared int32, found string",
+    ]
+    large = pa.schema(
+        [("id", pa.int64()), ("plan", pa.large_string()), ("age", pa.int32()), ("score", pa.float64())]
+    )
+    assert contract_violations(declared, large) == []
+
+
+def broken(kind):
+    """A raw partition with one kind of defect, and what the gate's message must say about it."""
+    table = customers()
+    n = table.num_rows
+    if kind == "missing column":
+        return table.drop_columns(["plan"]), "missing column plan (string)"
+    if kind == "renamed column":
+        return table.rename_columns(
+            ["tariff" if c == "plan" else c for c in table.column_names]
+        ), "was plan renamed to tariff?"
+    if kind == "extra column":
+        return table.append_column(
+            "surprise", pa.array([1] * n)
+        ), "extra column surprise (int64) is not declared"
+    if kind == "strings in a numeric column":
+        values = [str(v) for v in table["tenure_months"].to_pylist()]
+        return replace(table, "tenure_months", values, pa.string()), (
+            "retyped column tenure_months: declared int32, found string"
+        )
+    if kind == "NaN":
+        values = table["monthly_charges"].to_pylist()
+        values[4] = float("nan")
+        return replace(table, "monthly_charges", values), "NaN in float column monthly_charges: 1 row(s)"
+    if kind == "+inf":
+        values = table["total_charges"].to_pylist()
+        values[0] = float("inf")
+        return replace(table, "total_charges", values), (
+            'expect_column_values_to_be_between on total_charges: 1 unexpected (0.5155%), e.g. ["inf"]'
+        )
+    if kind == "-inf":
+        values = table["monthly_charges"].to_pylist()
+        values[0] = float("-inf")
+        return replace(table, "monthly_charges", values), (
+            'expect_column_values_to_be_between on monthly_charges: 1 unexpected (0.5%), e.g. ["-inf"]'
+        )
+    if kind == "null key":
+        values = table["customer_id"].to_pylist()
+        values[0] = None
+        return replace(
+            table, "customer_id", values
+        ), "expect_column_values_to_not_be_null on customer_id: 1 unexpected"
+    if kind == "duplicate key":
+        values = table["customer_id"].to_pylist()
+        values[1] = values[0]
+        return replace(table, "customer_id", values), (
+            f"expect_column_values_to_be_unique on customer_id: 2 unexpected (1%), e.g. [{values[0]}, {values[0]}]"
+        )
+    if kind == "out of range":
+        values = table["tenure_months"].to_pylist()
+        values[0] = 5000
+        return replace(table, "tenure_months", values), (
+            "expect_column_values_to_be_between on tenure_months: 1 unexpected (0.5%), e.g. [5000]"
+        )
+    if kind == "unknown category":
+        values = table["contract"].to_pylist()
+        values[0] = "lifetime"
+        return replace(table, "contract", values), (
+            'expect_column_values_to_be_in_set on contract: 1 unexpected (0.5%), e.g. ["lifetime"]'
+        )
+    if kind == "nulls beyond tolerance":
+        mask = pa.array(np.arange(n) <= n // 2)
+        nulls = pc.if_else(mask, pa.scalar(None, pa.int32()), table["credit_score"])
+        return table.set_column(table.schema.get_field_index("credit_score"), "credit_score", nulls), (
+            "expect_column_values_to_not_be_null on credit_score: 111 unexpected (55.5%)"
+        )
+    if kind == "empty":
+        return table.slice(0, 0), "expect_table_row_count_to_be_between: observed 0"
+    raise AssertionError(kind)
+
+
+CATALOGUE = [
+    "missing column",
+    "renamed column",
+    "extra column",
+    "strings in a numeric column",
+    "NaN",
+    "+inf",
+    "-inf",
+    "null key",
+    "duplicate key",
+    "out of range",
+    "unknown category",
+    "nulls beyond tolerance",
+    "empty",
+]
+
+
+@pytest.mark.parametrize("kind", CATALOGUE)
+def test_bad_raw_input_fails_with_a_clear_message(tmp_path, kind):
+    table, expected = broken(kind)
+    with pytest.raises(ValidationFailed) as err:
+        run(table, "raw", tmp_path)
+    message = str(err.value)
+    assert message.startswith(HEADER)
+    assert expected in message
+    assert message.endswith(f"report: {tmp_path / 'raw' / 'report.html'}")
+    assert err.value.result.success is False
+    document = json.loads((tmp_path / "raw" / "result.json").read_text())
+    assert document["outcome"]["success"] is False
+
+
+def test_contract_failure_is_reported_before_any_statistics(tmp_path):
+    table, _ = broken("strings in a numeric column")
+    with pytest.raises(ValidationFailed) as err:
+        run(table.drop_columns(["plan"]), "raw", tmp_path)
+    assert str(err.value).splitlines()[:3] == [
+        f"{HEADER}: the partition breaks the contract declared in {SUITES / 'raw.json'}",
+        "  - missing column plan (string)",
+        "  - retyped column tenure_months: declared int32, found string",
+    ]
+    assert err.value.result.evaluated == 0
+    document = json.loads((tmp_path / "raw" / "result.json").read_text())
+    assert document["expectations"] == [] and len(document["contract"]["violations"]) == 2
+
+
+def test_nan_score_fails_the_scores_gate(tmp_path):
+    table = replace(scores(), "score", [float("nan")] + [0.5] * 49)
+    with pytest.raises(ValidationFailed, match=r"NaN in float column score: 1 row\(s\)"):
+        run(table, "scores", tmp_path)
+
+
+def test_warning_only_expectation_is_reported_not_fatal(tmp_path):
+    table = replace(customers(), "discount_pct", [60.0] * 200)
+    outcome = run(table, "raw", tmp_path)
+    assert outcome.success
+    assert [(f.type, f.severity) for f in outcome.failed] == [("expect_column_mean_to_be_between", "warning")]
+    assert "[warning] expect_column_mean_to_be_between on discount_pct: observed 60" in outcome.summary()
 
 
 def test_html_report_is_offline_and_escaped(tmp_path):
-    df, _ = broken("unknown category")
-    df.loc[1, "contract"] = "<script>alert(1)</script>"
+    table = replace(customers(), "contract", ["lifetime", "<script>alert(1)</script>"] + ["one-year"] * 198)
     with pytest.raises(ValidationFailed):
-        run(df, "raw", tmp_path)
+        run(table, "raw", tmp_path)
     page = (tmp_path / "raw" / "report.html").read_text()
     assert "http://" not in page and "https://" not in page and "<script" not in page
     assert "&lt;script&gt;" in page
