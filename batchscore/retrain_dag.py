@@ -59,6 +59,8 @@ def build_retrain_dag(pipeline: PipelineSettings) -> DAG:
         start_date=datetime.combine(schedule.start_date, datetime.min.time(), tzinfo=UTC),
         catchup=False,
         max_active_runs=1,
+        # Runs only when the drift gate (or an operator) triggers it; paused, triggers would queue.
+        is_paused_upon_creation=False,
         default_args={
             "owner": pipeline.owner,
             "retries": schedule.retries,

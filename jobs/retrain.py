@@ -43,7 +43,7 @@ from jobs.train import TrainingError, build_training_set, classification_metrics
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-CHALLENGER = "challenger"
+DEFAULT_CHALLENGER_ALIAS = "challenger"
 PROMOTE, REJECT = "promote", "reject"
 MIN_HOLDOUT_ROWS = 200
 THROUGHPUT_ROWS = 200_000
@@ -96,9 +96,10 @@ def train_challenger(
         settings, end, data, {"trained_by": {**trigger, "drift_evidence": evidence or {}}}
     )
     registry = ModelRegistry(Lake(settings.platform.lake_url), pipeline.model.name)
-    current = registry.aliases().get(CHALLENGER)
+    alias = pipeline.model.challenger_alias or DEFAULT_CHALLENGER_ALIAS
+    current = registry.aliases().get(alias)
     registry.move_alias(
-        CHALLENGER,
+        alias,
         version.version,
         reason="retrained" + (f" after drift detected on {drift_from}" if drift_from else " on request"),
         expected_current=current,
