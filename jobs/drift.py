@@ -63,6 +63,7 @@ def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any
         title=f"{pipeline.name} {run_date.isoformat()}: model v{model_version} vs its training reference",
         prediction_column=SCORE_COLUMN,
     )
+    lake.push_tree(lake.reports_dir("drift", pipeline.name, run_date))
     rows = [
         {
             "feature": f.feature,

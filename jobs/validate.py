@@ -53,15 +53,19 @@ def run(settings: Settings, run_date: date, stage: str, model_version: int | Non
     lake = Lake(settings.platform.lake_url)
     dataset, partition = partition_for(settings, lake, stage, run_date, model_version)
     frame = read_partition(lake, partition).to_pandas()
-    outcome = validate_frame(
-        frame,
-        settings.pipeline.expectations_dir / f"{stage}.json",
-        pipeline=settings.pipeline.name,
-        dataset=dataset,
-        stage=stage,
-        partition=str(partition),
-        report_dir=lake.reports_dir("validation", settings.pipeline.name, run_date, stage),
-    )
+    report_dir = lake.reports_dir("validation", settings.pipeline.name, run_date, stage)
+    try:
+        outcome = validate_frame(
+            frame,
+            settings.pipeline.expectations_dir / f"{stage}.json",
+            pipeline=settings.pipeline.name,
+            dataset=dataset,
+            stage=stage,
+            partition=str(partition),
+            report_dir=report_dir,
+        )
+    finally:
+        lake.push_tree(report_dir)  # an S3 lake keeps the reports too, failed ones included
     return {
         "stage": f"validate_{stage}",
         "rows": outcome.rows,
