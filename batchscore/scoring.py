@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -89,22 +90,49 @@ _SCORERS: dict[tuple[str, str, str], Scorer] = {}
 LOAD_COUNT = {"loads": 0}
 
 
+SHIPPED = "sparkfiles:"
+
+
+def ship_model(spark: Any, ref: ModelRef, ship_dir: Path) -> ModelRef:
+    """Send the artifact to every executor with `SparkContext.addFile` (cluster mode).
+
+    The copy's name carries the model, version and checksum, so runs of different versions in
+    one Spark application never clash; executors resolve it with `SparkFiles.get`.
+    """
+    source = Path(ref.artifact_path)
+    name = f"{ref.model}-v{ref.version}-{ref.sha256[:16]}{source.suffix}"
+    shipped = ship_dir / name
+    if not shipped.exists():
+        ship_dir.mkdir(parents=True, exist_ok=True)
+        tmp = ship_dir / f".{name}.{os.getpid()}.tmp"
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, shipped)
+    spark.sparkContext.addFile(str(shipped))
+    return replace(ref, artifact_path=SHIPPED + name)
+
+
+def artifact_file(ref: ModelRef) -> str:
+    """The artifact's local path: the registry's file, or an executor's copy of a shipped one."""
+    if ref.artifact_path.startswith(SHIPPED):
+        from pyspark import SparkFiles
+
+        return str(SparkFiles.get(ref.artifact_path.removeprefix(SHIPPED)))
+    return ref.artifact_path
+
+
 def load_scorer(ref: ModelRef) -> Scorer:
     """The cached scorer for `ref`; verifies the artifact's SHA-256 the first time."""
     key = (ref.artifact_path, ref.sha256, ref.device)
     scorer = _SCORERS.get(key)
     if scorer is None:
-        actual = file_sha256(Path(ref.artifact_path))
+        path = artifact_file(ref)
+        actual = file_sha256(Path(path))
         if actual != ref.sha256:
             raise ScoringError(
-                f"{ref.model} v{ref.version}: {ref.artifact_path} fails its checksum "
+                f"{ref.model} v{ref.version}: {path} fails its checksum "
                 f"(expected {ref.sha256[:12]}…, found {actual[:12]}…); refusing to score"
             )
-        scorer = (
-            XGBoostScorer(ref.artifact_path, ref.device)
-            if ref.backend == "xgboost"
-            else OnnxScorer(ref.artifact_path, ref.device)
-        )
+        scorer = XGBoostScorer(path, ref.device) if ref.backend == "xgboost" else OnnxScorer(path, ref.device)
         _SCORERS[key] = scorer
         LOAD_COUNT["loads"] += 1
         log.info(

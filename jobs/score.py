@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchscore.lake import Lake
 from batchscore.registry import ModelRegistry, ModelVersion
-from batchscore.scoring import ModelRef, ScoringError, choose_device, score_batches
+from batchscore.scoring import ModelRef, ScoringError, choose_device, score_batches, ship_model
 from batchscore.settings import Settings, load_settings
 from features import load_feature_set
 from jobs.build_features import partition_rows, read_manifest
@@ -60,7 +60,7 @@ def transform(features: DataFrame, ref: ModelRef, entity_key: str, run_date: dat
 def run(
     settings: Settings, run_date: date, model_version: int, spark: SparkSession | None = None
 ) -> dict[str, Any]:
-    from batchscore.spark import get_spark
+    from batchscore.spark import get_spark, is_cluster
 
     started = time.perf_counter()
     pipeline = settings.pipeline
@@ -72,6 +72,8 @@ def run(
     check_feature_set(version, manifest, load_feature_set(pipeline.features).content_hash)
     ref = model_ref(settings, version)
     spark = spark or get_spark(settings.platform)
+    if is_cluster(spark.sparkContext.master or "local"):
+        ref = ship_model(spark, ref, settings.platform.home / "var" / "spark-ship")
 
     features = spark.read.parquet(str(features_path))
     scores = transform(features, ref, pipeline.dataset.entity_key, run_date)

@@ -72,7 +72,7 @@ def backfilled(deployment) -> list[dict[str, Any]]:
         },
     )
     assert backfill["dag_id"] == DAG_ID
-    return api.wait_for_runs(DAG_ID, count=len(DATES), timeout_s=540)
+    return api.wait_for_runs(DAG_ID, count=len(DATES), timeout_s=900)
 
 
 def test_backfill_through_the_rest_api_publishes_three_days(deployment, backfilled):
