@@ -182,6 +182,10 @@ def start(
             (run_dir(home) / f"{component}.pid").write_text(str(process.pid))
         if "api-server" in pids:
             wait_healthy(server, processes, timeout_s)
+        time.sleep(3)  # a component that fails on start (bad config, missing provider) shows it now
+        for component, process in processes.items():
+            if process.poll() is not None:
+                raise AirflowStartError(f"{component} exited:\n{log_tail(home, component)}")
     except BaseException:
         stop(home)
         raise

@@ -195,7 +195,7 @@ class Lake:
             write_bytes_atomic(staging / SUCCESS_MARKER, marker)
             replace_dir(staging, partition)
         finally:
-            shutil.rmtree(base, ignore_errors=True)
+            shutil.rmtree(staging, ignore_errors=True)  # only ours: another task may stage the same day
 
     def push_tree(self, folder: Path, last: tuple[str, ...] = ()) -> None:
         """Mirror a working-copy folder (reports, a model's registry) to S3; files named in `last` go last."""
