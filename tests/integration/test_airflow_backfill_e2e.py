@@ -13,9 +13,10 @@ from typing import Any
 
 import duckdb
 import pytest
+import yaml
 
 from batchscore.airflow_server import start, stop
-from batchscore.settings import AirflowServerSettings
+from batchscore.settings import REPO_ROOT, AirflowServerSettings
 from tests.conftest import settings_env
 from tests.integration.airflow_services import AirflowAPI, cli, fresh_postgres_database, set_admin_password
 
@@ -28,10 +29,21 @@ PORT = 18071
 ARTIFACTS = Path(os.environ.get("BATCHSCORE_TEST_ARTIFACTS", "var/test-artifacts")).resolve()
 
 
+def quick_retry_pipelines(folder: Path) -> Path:
+    """The repo's pipeline files with retries after seconds instead of minutes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted((REPO_ROOT / "pipelines").glob("*.yaml")):
+        config = yaml.safe_load(path.read_text())
+        config["schedule"].update(retries=4, retry_delay_s=2)
+        (folder / path.name).write_text(yaml.safe_dump(config))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory) -> Iterator[dict[str, Any]]:
     """A seeded lake with a champion, and Airflow services on PostgreSQL serving the repo's DAGs."""
     home = tmp_path_factory.mktemp("airflow-services")
+    pipelines = quick_retry_pipelines(home / "pipelines")
     cli(home, "lake", "seed", "--days", "12", "--rows", str(ROWS), "--end-date", DATES[-1].isoformat())
     assert "Registered churn_xgb v1 as champion" in cli(
         home, "train", "--pipeline", "churn", "--date", "2026-11-09"
@@ -41,6 +53,7 @@ def deployment(tmp_path_factory) -> Iterator[dict[str, Any]]:
         password = set_admin_password(server.home)
         extra = {
             **settings_env(home),
+            "BATCHSCORE_PIPELINES_DIR": str(pipelines),
             "BATCHSCORE_SPARK_MASTER": "local[1]",
             # Only the backfill creates runs: no scheduled run for "yesterday" by wall clock.
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
@@ -68,11 +81,13 @@ def backfilled(deployment) -> list[dict[str, Any]]:
             "dag_id": DAG_ID,
             "from_date": f"{DATES[0].isoformat()}T00:00:00Z",
             "to_date": f"{DATES[-1].isoformat()}T00:00:00Z",
-            "max_active_runs": 1,  # DuckDB, the default warehouse, takes one writing process at a time
+            # All three at once (2 cores). DuckDB takes one writing process at a time: a task that
+            # meets another's lock fails that attempt and is retried (after 2s in this test).
+            "max_active_runs": 3,
         },
     )
     assert backfill["dag_id"] == DAG_ID
-    return api.wait_for_runs(DAG_ID, count=len(DATES), timeout_s=900)
+    return api.wait_for_runs(DAG_ID, count=len(DATES), timeout_s=1500)
 
 
 def test_backfill_through_the_rest_api_publishes_three_days(deployment, backfilled):
