@@ -101,7 +101,7 @@ def test_backfill_through_the_rest_api_publishes_three_days(deployment, backfill
     assert [r["logical_date"][:10] for r in backfilled] == [d.isoformat() for d in DATES]
     assert {r["run_type"] for r in backfilled} == {"backfill"}
     for run in backfilled:
-        states = api.task_states(DAG_ID, run["run_id"])
+        states = api.task_states(DAG_ID, run["dag_run_id"])
         assert set(states.values()) == {"success"} and len(states) == 10, states
 
     with duckdb.connect(str(deployment["home"] / "warehouse.duckdb"), read_only=True) as con:
