@@ -13,7 +13,9 @@ PIPELINE   ?= churn
 
 export AIRFLOW_HOME ?= $(CURDIR)/var/airflow
 
-.PHONY: setup demo test test-unit lint format clean package
+AIRFLOW_PORT ?= 8080
+
+.PHONY: setup demo test test-unit lint format clean package airflow airflow-stop airflow-status
 
 setup: $(STAMP)
 
@@ -55,6 +57,17 @@ package: setup
 	rm -f var/dist/batchscore.zip
 	$(BIN)/python -m zipfile -c var/dist/batchscore.zip batchscore jobs features
 	@echo "var/dist/batchscore.zip (for spark-submit --py-files)"
+
+# Airflow as services (api-server, scheduler, dag-processor, triggerer) in the background.
+# SQLite under $(AIRFLOW_HOME) by default; BATCHSCORE_AIRFLOW_DB_URL=postgresql+psycopg://... for PostgreSQL.
+airflow: setup
+	BATCHSCORE_AIRFLOW_PORT=$(AIRFLOW_PORT) $(BIN)/python -m batchscore.airflow_server start
+
+airflow-stop:
+	$(BIN)/python -m batchscore.airflow_server stop
+
+airflow-status:
+	$(BIN)/python -m batchscore.airflow_server status
 
 clean:
 	rm -rf var

@@ -181,10 +181,9 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
             from batchscore.lake import Lake
 
             s = settings()
-            partition = Lake(s.platform.lake_url).raw_partition(
-                s.pipeline.dataset.name, run_date_of(get_current_context())
-            )
-            return PokeReturnValue(is_done=Lake.is_complete(partition), xcom_value=str(partition))
+            lake = Lake(s.platform.lake_url, s.platform)
+            partition = lake.raw_partition(s.pipeline.dataset.name, run_date_of(get_current_context()))
+            return PokeReturnValue(is_done=lake.landed(partition), xcom_value=lake.remote_url(partition))
 
         @task
         def validate_raw() -> dict[str, Any]:

@@ -99,7 +99,13 @@ class ModelRegistry:
 
     def __init__(self, lake: Lake, model: str):
         self.model = model
+        self.lake = lake
         self.root = lake.models_dir(model)
+        lake.pull_tree(self.root)  # an S3 lake: bring the registry's current state into the working copy
+
+    def _push(self) -> None:
+        """Mirror the registry to an S3 lake: version files first, the aliases last."""
+        self.lake.push_tree(self.root, last=("alias_history.jsonl", "aliases.json"))
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -152,6 +158,7 @@ class ModelRegistry:
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
+            self._push()
         return self.get(version)
 
     def aliases(self) -> dict[str, int]:
@@ -253,6 +260,7 @@ class ModelRegistry:
                 self.root / "aliases.json",
                 json.dumps({**current, alias: version}, indent=2, sort_keys=True).encode(),
             )
+            self._push()
         return event
 
 

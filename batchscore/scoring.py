@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -122,22 +123,51 @@ _SCORERS: dict[tuple[str, str, str], Scorer] = {}
 LOAD_COUNT = {"loads": 0}
 
 
+SHIPPED = "sparkfiles:"
+
+
+def ship_model(spark: Any, ref: ModelRef, ship_dir: Path) -> ModelRef:
+    """Send the artifact to every executor with `SparkContext.addFile` (cluster mode).
+
+    The copy's name carries the model, version and checksum, so runs of different versions in
+    one Spark application never clash; executors resolve it with `SparkFiles.get`.
+    """
+    source = Path(ref.artifact_path)
+    name = f"{ref.model}-v{ref.version}-{ref.sha256[:16]}{source.suffix}"
+    shipped = ship_dir / name
+    if not shipped.exists():
+        ship_dir.mkdir(parents=True, exist_ok=True)
+        tmp = ship_dir / f".{name}.{os.getpid()}.tmp"
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, shipped)
+    spark.sparkContext.addFile(str(shipped))
+    return replace(ref, artifact_path=SHIPPED + name)
+
+
+def artifact_file(ref: ModelRef) -> str:
+    """The artifact's local path: the registry's file, or an executor's copy of a shipped one."""
+    if ref.artifact_path.startswith(SHIPPED):
+        from pyspark import SparkFiles
+
+        return str(SparkFiles.get(ref.artifact_path.removeprefix(SHIPPED)))
+    return ref.artifact_path
+
+
 def load_scorer(ref: ModelRef, threads: int = 0) -> Scorer:
     """The cached scorer for `ref` in this process; verifies the artifact's SHA-256 the first time."""
-    device = resolve_device(ref.device, ref.backend, ref.artifact_path)
+    path = artifact_file(ref)
+    device = resolve_device(ref.device, ref.backend, path)
     key = (ref.artifact_path, ref.sha256, device)
     scorer = _SCORERS.get(key)
     if scorer is None:
-        actual = file_sha256(Path(ref.artifact_path))
+        actual = file_sha256(Path(path))
         if actual != ref.sha256:
             raise ScoringError(
-                f"{ref.model} v{ref.version}: {ref.artifact_path} fails its checksum "
+                f"{ref.model} v{ref.version}: {path} fails its checksum "
                 f"(expected {ref.sha256[:12]}…, found {actual[:12]}…); refusing to score"
             )
         scorer = (
-            XGBoostScorer(ref.artifact_path, device)
-            if ref.backend == "xgboost"
-            else OnnxScorer(ref.artifact_path, device, threads)
+            XGBoostScorer(path, device) if ref.backend == "xgboost" else OnnxScorer(path, device, threads)
         )
         _SCORERS[key] = scorer
         LOAD_COUNT["loads"] += 1

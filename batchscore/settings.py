@@ -29,6 +29,17 @@ ENV_WAREHOUSE_URL = "BATCHSCORE_WAREHOUSE_URL"
 ENV_SPARK_MASTER = "BATCHSCORE_SPARK_MASTER"
 ENV_PIPELINES_DIR = "BATCHSCORE_PIPELINES_DIR"
 ENV_ALERT_WEBHOOK = "BATCHSCORE_ALERT_WEBHOOK"
+ENV_S3_ENDPOINT_URL = "BATCHSCORE_S3_ENDPOINT_URL"
+ENV_S3_CONN_ID = "BATCHSCORE_S3_CONN_ID"
+ENV_LAKE_CACHE_DIR = "BATCHSCORE_LAKE_CACHE_DIR"
+ENV_SPARK_EXECUTOR_MEMORY = "BATCHSCORE_SPARK_EXECUTOR_MEMORY"
+ENV_SPARK_EXECUTOR_CORES = "BATCHSCORE_SPARK_EXECUTOR_CORES"
+ENV_SPARK_PY_FILES = "BATCHSCORE_SPARK_PY_FILES"
+ENV_AIRFLOW_DB_URL = "BATCHSCORE_AIRFLOW_DB_URL"
+ENV_AIRFLOW_EXECUTOR = "BATCHSCORE_AIRFLOW_EXECUTOR"
+ENV_AIRFLOW_PORT = "BATCHSCORE_AIRFLOW_PORT"
+ENV_CELERY_BROKER_URL = "BATCHSCORE_CELERY_BROKER_URL"
+ENV_CELERY_RESULT_BACKEND = "BATCHSCORE_CELERY_RESULT_BACKEND"
 
 
 class ConfigError(PermanentFailure, ValueError):
@@ -219,6 +230,15 @@ class PlatformSettings(_Strict):
     spark_master: str
     pipelines_dir: Path
     alert_webhook: str | None = None
+    # S3 lake (`s3://bucket/prefix`): a custom endpoint (MinIO, moto), an optional Airflow
+    # connection holding the credentials, and the local working copy Spark reads and writes.
+    s3_endpoint_url: str | None = None
+    s3_conn_id: str | None = None
+    lake_cache_dir: Path | None = None
+    # Spark standalone / cluster masters (`spark://host:port`): executor size and the code zip.
+    spark_executor_memory: str = "1g"
+    spark_executor_cores: int = Field(default=1, gt=0)
+    spark_py_files: Path | None = None
 
     @field_validator("warehouse_url")
     @classmethod
@@ -228,10 +248,23 @@ class PlatformSettings(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _local_lake_only_for_now(self) -> PlatformSettings:
-        if "://" in self.lake_url and not self.lake_url.startswith("file://"):
-            raise ValueError(f"lake URL {self.lake_url!r}: only local paths and file:// are supported")
+    def _known_lake(self) -> PlatformSettings:
+        if "://" in self.lake_url and not re.match(
+            r"^(file://|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/|$))", self.lake_url
+        ):
+            raise ValueError(
+                f"lake URL {self.lake_url!r}: use a local path, file:///path or s3://bucket[/prefix]"
+            )
         return self
+
+    @property
+    def lake_is_s3(self) -> bool:
+        return self.lake_url.startswith("s3://")
+
+    @property
+    def lake_working_copy(self) -> Path:
+        """Where an S3 lake's partitions are staged locally (Spark here has no s3a)."""
+        return self.lake_cache_dir or self.home / "var" / "lake-cache"
 
 
 class Settings(_Strict):
@@ -254,9 +287,19 @@ def load_platform(env: Mapping[str, str] | None = None) -> PlatformSettings:
             spark_master=env.get(ENV_SPARK_MASTER, "local[*]"),
             pipelines_dir=Path(_absolute(env.get(ENV_PIPELINES_DIR, str(REPO_ROOT / "pipelines")), home)),
             alert_webhook=env.get(ENV_ALERT_WEBHOOK) or None,
+            s3_endpoint_url=env.get(ENV_S3_ENDPOINT_URL) or None,
+            s3_conn_id=env.get(ENV_S3_CONN_ID) or None,
+            lake_cache_dir=_optional_path(env.get(ENV_LAKE_CACHE_DIR), home),
+            spark_executor_memory=env.get(ENV_SPARK_EXECUTOR_MEMORY) or "1g",
+            spark_executor_cores=env.get(ENV_SPARK_EXECUTOR_CORES) or 1,  # type: ignore[arg-type]
+            spark_py_files=_optional_path(env.get(ENV_SPARK_PY_FILES), home),
         )
     except ValidationError as exc:
         raise ConfigError(f"environment: {_describe(exc)}") from None
+
+
+def _optional_path(value: str | None, home: Path) -> Path | None:
+    return Path(_absolute(value, home)) if value else None
 
 
 def _absolute(value: str, home: Path) -> str:
@@ -312,3 +355,51 @@ def load_settings(pipeline: str, env: Mapping[str, str] | None = None) -> Settin
         known = ", ".join(p.stem for p in pipeline_files(platform.pipelines_dir)) or "none"
         raise ConfigError(f"unknown pipeline {pipeline!r}: no {path} (known: {known})")
     return Settings(platform=platform, pipeline=load_pipeline(path))
+
+
+class AirflowServerSettings(_Strict):
+    """How `make airflow` runs Airflow: its home, metadata database, executor and port.
+
+    `db_url` unset means SQLite under `home`; a `postgresql+psycopg://` URL switches the
+    metadata database to PostgreSQL (the async engine uses psycopg 3 as well).
+    """
+
+    home: Path
+    db_url: str | None = None
+    executor: Literal["LocalExecutor", "CeleryExecutor"] = "LocalExecutor"
+    port: int = Field(default=8080, gt=0, lt=65536)
+    celery_broker_url: str = "redis://127.0.0.1:6379/0"
+    celery_result_backend: str | None = None
+
+    @field_validator("db_url")
+    @classmethod
+    def _known_db(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(sqlite|postgresql(\+psycopg)?)://", value):
+            raise ValueError("must be sqlite:///... or postgresql+psycopg://user@host:port/db")
+        return value
+
+    @model_validator(mode="after")
+    def _celery_needs_a_server_db(self) -> AirflowServerSettings:
+        if self.executor == "CeleryExecutor" and not (self.db_url or "").startswith("postgresql"):
+            raise ValueError(
+                "CeleryExecutor needs a PostgreSQL metadata database (set BATCHSCORE_AIRFLOW_DB_URL)"
+            )
+        return self
+
+
+def load_airflow_server(env: Mapping[str, str] | None = None) -> AirflowServerSettings:
+    """Airflow server settings from the environment (`AIRFLOW_HOME` defaults to `var/airflow`)."""
+    env = os.environ if env is None else env
+    home = Path(env.get(ENV_HOME, REPO_ROOT)).resolve()
+    try:
+        return AirflowServerSettings(
+            home=Path(_absolute(env.get("AIRFLOW_HOME", str(home / "var" / "airflow")), home)),
+            db_url=env.get(ENV_AIRFLOW_DB_URL) or None,
+            executor=env.get(ENV_AIRFLOW_EXECUTOR) or "LocalExecutor",  # type: ignore[arg-type]
+            port=int(env.get(ENV_AIRFLOW_PORT) or 8080),
+            celery_broker_url=env.get(ENV_CELERY_BROKER_URL) or "redis://127.0.0.1:6379/0",
+            celery_result_backend=env.get(ENV_CELERY_RESULT_BACKEND) or None,
+        )
+    except (ValidationError, ValueError) as exc:
+        detail = _describe(exc) if isinstance(exc, ValidationError) else str(exc)
+        raise ConfigError(f"environment: {detail}") from None

@@ -44,6 +44,26 @@ def check_java() -> int:
     return major
 
 
+def is_cluster(master: str) -> bool:
+    """`local[...]` runs in this process; anything else (`spark://`, `yarn`, `k8s://`) is a cluster."""
+    return not master.startswith("local")
+
+
+def package_code(target: Path) -> Path:
+    """Zip the importable code (batchscore, jobs, features) for executors, as `make package` does."""
+    import zipfile
+
+    root = Path(__file__).resolve().parent.parent
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        for package in ("batchscore", "jobs", "features"):
+            for path in sorted((root / package).rglob("*.py")):
+                archive.write(path, path.relative_to(root).as_posix())
+    os.replace(tmp, target)
+    return target
+
+
 def get_spark(platform: PlatformSettings, app_name: str = "batchscore") -> SparkSession:
     """A SparkSession for the configured master (`local[*]` by default), created once per process."""
     from pyspark.sql import SparkSession
@@ -67,6 +87,14 @@ def get_spark(platform: PlatformSettings, app_name: str = "batchscore") -> Spark
                 f"-Dderby.system.home={platform.home / 'var'} -Dlog4j.configurationFile={LOG4J_CONFIG}",
             )
         )
+        if is_cluster(platform.spark_master):
+            # Executors on other machines get the code as a zip (like `spark-submit --py-files`).
+            code = platform.spark_py_files or package_code(platform.home / "var" / "dist" / "batchscore.zip")
+            builder = (
+                builder.config("spark.executor.memory", platform.spark_executor_memory)
+                .config("spark.executor.cores", str(platform.spark_executor_cores))
+                .config("spark.submit.pyFiles", str(code))
+            )
     builder = (
         builder.config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(max(2, cores * 2)))

@@ -73,6 +73,7 @@ def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any
         methods=methods,
         thresholds=thresholds,
     )
+    lake.push_tree(lake.reports_dir("drift", pipeline.name, run_date))
     rows = [
         {
             "segment": f.segment,

@@ -35,6 +35,7 @@ from batchscore.scoring import (
     plan_work,
     resolve_device,
     score_work_items,
+    ship_model,
     task_count,
     threads_per_task,
 )
@@ -174,7 +175,7 @@ def run(
     resolve_model), else the pipeline's `model.challenger_alias` as it stood on `run_date`;
     its scores go to their own lake partition.
     """
-    from batchscore.spark import get_spark
+    from batchscore.spark import get_spark, is_cluster
 
     started = time.perf_counter()
     pipeline = settings.pipeline
@@ -195,6 +196,8 @@ def run(
         # The driver is the worker: fail before launching tasks when `cuda` cannot be met.
         for ref in refs:
             resolve_device(ref.device, ref.backend, ref.artifact_path)
+    if is_cluster(spark.sparkContext.master or "local"):
+        refs = tuple(ship_model(spark, ref, settings.platform.home / "var" / "spark-ship") for ref in refs)
 
     finals = {ref.version: lake.scores_partition(pipeline.name, ref.version, run_date) for ref in refs}
     scored = score_partition(

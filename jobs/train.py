@@ -46,7 +46,7 @@ def training_days(lake: Lake, settings: Settings, end: date) -> tuple[list[date]
     labels = settings.pipeline.labels
     arrivals = [end - timedelta(days=k) for k in range(settings.pipeline.training.window_days)]
     label_parts = [lake.raw_partition(labels.dataset, d) for d in sorted(arrivals)]
-    label_parts = [p for p in label_parts if lake.is_complete(p)]
+    label_parts = [p for p in label_parts if lake.available(p)]
     if not label_parts:
         raise TrainingError(
             f"no {labels.dataset} partitions landed in the {len(arrivals)} days up to {end}; "
@@ -193,7 +193,7 @@ def build_training_set(
         labels = labels.where(F.col(pipeline.labels.date_column) >= F.lit(start))
     label_dates = sorted(row[0] for row in labels.select(pipeline.labels.date_column).distinct().collect())
     raw_parts = [lake.raw_partition(pipeline.dataset.name, d) for d in label_dates]
-    raw_parts = [p for p in raw_parts if lake.is_complete(p)]
+    raw_parts = [p for p in raw_parts if lake.available(p)]
     if not raw_parts:
         raise TrainingError(
             f"no complete {pipeline.dataset.name} partitions for the labelled days {label_dates}"

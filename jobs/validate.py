@@ -113,32 +113,35 @@ def run(
         raise PartitionError(f"partition {partition} mixes schemas: {'; '.join(footprint.mixed_schemas)}")
     engine = choose_engine(footprint, pipeline.validation)
     report_dir = lake.reports_dir("validation", pipeline.name, run_date, stage)
-    if engine == "pandas":
-        table = read_partition(lake, partition, footprint.files)
-        outcome = validate_table(
-            table,
-            suite,
-            pipeline=pipeline.name,
-            dataset=dataset,
-            stage=stage,
-            partition=str(partition),
-            report_dir=report_dir,
-        )
-    else:
-        from batchscore.spark import get_spark
+    try:
+        if engine == "pandas":
+            table = read_partition(lake, partition, footprint.files)
+            outcome = validate_table(
+                table,
+                suite,
+                pipeline=pipeline.name,
+                dataset=dataset,
+                stage=stage,
+                partition=str(partition),
+                report_dir=report_dir,
+            )
+        else:
+            from batchscore.spark import get_spark
 
-        spark = spark or get_spark(settings.platform)
-        outcome = validate_spark(
-            spark.read.parquet(str(partition)),
-            footprint.schema,
-            footprint.rows,
-            suite,
-            pipeline=pipeline.name,
-            dataset=dataset,
-            stage=stage,
-            partition=str(partition),
-            report_dir=report_dir,
-        )
+            spark = spark or get_spark(settings.platform)
+            outcome = validate_spark(
+                spark.read.parquet(str(partition)),
+                footprint.schema,
+                footprint.rows,
+                suite,
+                pipeline=pipeline.name,
+                dataset=dataset,
+                stage=stage,
+                partition=str(partition),
+                report_dir=report_dir,
+            )
+    finally:
+        lake.push_tree(report_dir)  # an S3 lake keeps the reports too, failed ones included
     if outcome.failed:  # warning-only expectations: reported, the gate still passes
         log.warning("%s", outcome.summary())
     return {
