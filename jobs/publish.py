@@ -8,12 +8,15 @@ from __future__ import annotations
 import sys
 import time
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchscore.lake import Lake
 from batchscore.settings import Settings, load_settings
 from batchscore.warehouse import RunRecord, ScoresSlice, open_warehouse
 from jobs.build_features import read_manifest
+
+if TYPE_CHECKING:
+    from batchscore.warehouse import Warehouse
 
 
 def run(
@@ -33,23 +36,10 @@ def run(
     """
     cpu_started = time.process_time()
     pipeline = settings.pipeline
-    lake = Lake(settings.platform.lake_url)
-    features_path = lake.features_partition(pipeline.name, run_date)
-    scores_path = lake.scores_partition(pipeline.name, model_version, run_date)
-    lake.require_complete(features_path)
-    lake.require_complete(scores_path)
-    manifest = read_manifest(features_path)
     warehouse = open_warehouse(settings.platform.warehouse_url)
-    target = ScoresSlice(
-        pipeline=pipeline.name,
-        table=pipeline.scores_table,
-        entity_key=pipeline.dataset.entity_key,
-        run_date=run_date,
-        model_name=pipeline.model.name,
-        model_version=model_version,
-        run_id=run_id,
+    published, manifest = publish_slice(
+        settings, warehouse, run_date, model_version, run_id, pipeline.scores_table
     )
-    published = warehouse.publish_scores(target, scores_path, expected_rows=int(manifest["rows"]))
     timings = {**(stage_seconds or {}), "publish": published["seconds"]}
     publish_cpu = time.process_time() - cpu_started
     cpu_seconds = sum((stage_cpu_seconds or {}).values()) + publish_cpu
@@ -88,30 +78,41 @@ def redacted(url: str) -> str:
     return re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", url)
 
 
+def publish_slice(
+    settings: Settings, warehouse: Warehouse, run_date: date, model_version: int, run_id: str, table: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write-audit-publish one model version's scores partition of `run_date` into `table`.
+
+    Returns the publish result and the features partition's manifest (rows, input checksum).
+    """
+    pipeline = settings.pipeline
+    lake = Lake(settings.platform.lake_url)
+    features_path = lake.features_partition(pipeline.name, run_date)
+    scores_path = lake.scores_partition(pipeline.name, model_version, run_date)
+    lake.require_complete(features_path)
+    lake.require_complete(scores_path)
+    manifest = read_manifest(features_path)
+    target = ScoresSlice(
+        pipeline=pipeline.name,
+        table=table,
+        entity_key=pipeline.dataset.entity_key,
+        run_date=run_date,
+        model_name=pipeline.model.name,
+        model_version=model_version,
+        run_id=run_id,
+    )
+    return warehouse.publish_scores(target, scores_path, expected_rows=int(manifest["rows"])), manifest
+
+
 def run_shadow(settings: Settings, run_date: date, challenger_version: int, run_id: str) -> dict[str, Any]:
     """Publish the challenger's shadow scores to `shadow_<scores table>` (write-audit-publish).
 
     Same columns and audit as the champion's slice, in its own table: shadow scores never
     reach the table analysts and campaigns read.
     """
-    pipeline = settings.pipeline
-    lake = Lake(settings.platform.lake_url)
-    features_path = lake.features_partition(pipeline.name, run_date)
-    scores_path = lake.scores_partition(pipeline.name, challenger_version, run_date)
-    lake.require_complete(features_path)
-    lake.require_complete(scores_path)
-    manifest = read_manifest(features_path)
-    target = ScoresSlice(
-        pipeline=pipeline.name,
-        table=pipeline.shadow_scores_table,
-        entity_key=pipeline.dataset.entity_key,
-        run_date=run_date,
-        model_name=pipeline.model.name,
-        model_version=challenger_version,
-        run_id=run_id,
-    )
+    table = settings.pipeline.shadow_scores_table
     warehouse = open_warehouse(settings.platform.warehouse_url)
-    published = warehouse.publish_scores(target, scores_path, expected_rows=int(manifest["rows"]))
+    published, _ = publish_slice(settings, warehouse, run_date, challenger_version, run_id, table)
     return {"stage": "publish_shadow", **published, "model_version": challenger_version}
 
 

@@ -76,8 +76,11 @@ def task_tooltip(driver: Any, cell: Any, task_id: str, timeout_s: float = 10) ->
     raise AssertionError(f"no tooltip for {task_id}")
 
 
-def successful_runs_in_grid(driver: Any, base_url: str, dag_id: str, expected: int) -> list[str]:
-    """Open the DAG's grid; return the runs whose every task cell's tooltip says `State: Success`."""
+def successful_runs_in_grid(
+    driver: Any, base_url: str, dag_id: str, expected: int, skipped: frozenset[str] = frozenset()
+) -> list[str]:
+    """Open the DAG's grid; return the runs whose every task cell's tooltip says `State: Success`
+    (or `State: Skipped` for the tasks named in `skipped`)."""
     from selenium.webdriver.common.by import By
 
     driver.get(f"{base_url}/dags/{dag_id}")
@@ -99,7 +102,10 @@ def successful_runs_in_grid(driver: Any, base_url: str, dag_id: str, expected: i
         for task in tasks:
             task_id = task.get_attribute("data-task-id")
             cell = task.find_element(By.CSS_SELECTOR, "a[data-testid^='grid-']")
-            states.append("State: Success" in task_tooltip(driver, cell, task_id))
+            tooltip = task_tooltip(driver, cell, task_id)
+            states.append(
+                "State: Success" in tooltip or (task_id in skipped and "state: skipped" in tooltip.lower())
+            )
         if states and all(states):
             successful.append(run_id)
     assert cells
