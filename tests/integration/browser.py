@@ -25,7 +25,7 @@ def chromium() -> Iterator[Any]:
         "--no-sandbox",
         "--disable-gpu",
         "--disable-dev-shm-usage",
-        "--window-size=1600,1000",
+        "--window-size=1600,2000",
     ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -60,19 +60,27 @@ def log_in(driver: Any, base_url: str, username: str, password: str) -> None:
     wait_for(driver, "[data-testid=nav-dags-link]")
 
 
-def task_tooltip(driver: Any, cell: Any, task_id: str, timeout_s: float = 10) -> str:
-    """Hover a grid cell and return its tooltip ("Task ID: ...\\nState: Success\\n...")."""
+def task_tooltip(driver: Any, cell: Any, task_id: str, timeout_s: float = 30) -> str:
+    """Hover a grid cell and return its tooltip ("Task ID: ...\\nState: Success\\n...").
+
+    The hover is repeated (away, then back) until the cell's tooltip shows: under load the UI
+    may still be rendering the previous cell's tooltip when the pointer arrives.
+    """
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    ActionChains(driver).move_to_element(cell).perform()
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", cell)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for tip in driver.find_elements(By.CSS_SELECTOR, "[data-scope=tooltip][data-part=content]"):
-            text = str(tip.text)
-            if f"Task ID: {task_id}\n" in text:
-                return text
-        time.sleep(0.1)
+        ActionChains(driver).move_to_element_with_offset(cell, 0, -40).perform()
+        ActionChains(driver).move_to_element(cell).perform()
+        hover_until = min(deadline, time.monotonic() + 3)
+        while time.monotonic() < hover_until:
+            for tip in driver.find_elements(By.CSS_SELECTOR, "[data-scope=tooltip][data-part=content]"):
+                text = str(tip.text)
+                if f"Task ID: {task_id}\n" in text:
+                    return text
+            time.sleep(0.1)
     raise AssertionError(f"no tooltip for {task_id}")
 
 

@@ -18,7 +18,13 @@ import yaml
 from batchscore.airflow_server import start, stop
 from batchscore.settings import REPO_ROOT, AirflowServerSettings
 from tests.conftest import settings_env
-from tests.integration.airflow_services import AirflowAPI, cli, fresh_postgres_database, set_admin_password
+from tests.integration.airflow_services import (
+    NIGHTLY_TASKS_SUCCEEDING_WITHOUT_DRIFT,
+    AirflowAPI,
+    cli,
+    fresh_postgres_database,
+    set_admin_password,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -26,20 +32,6 @@ DAG_ID = "batchscore_churn"
 DATES = [date(2026, 11, 10), date(2026, 11, 11), date(2026, 11, 12)]
 ROWS = 2000
 PORT = 18071
-SUCCEEDING_TASKS = {
-    "resolve_model",
-    "wait_for_partition",
-    "validate_raw",
-    "build_features",
-    "validate_features",
-    "score",
-    "validate_scores",
-    "publish",
-    "publish_shadow",
-    "drift_report",
-    "drift_gate",
-    "retrain_needed",
-}
 ARTIFACTS = Path(os.environ.get("BATCHSCORE_TEST_ARTIFACTS", "var/test-artifacts")).resolve()
 
 
@@ -118,7 +110,9 @@ def test_backfill_through_the_rest_api_publishes_three_days(deployment, backfill
         states = api.task_states(DAG_ID, run["dag_run_id"])
         # No drift on these days: the gate passes and the retrain trigger is short-circuited.
         assert states.pop("trigger_retrain") == "skipped", states
-        assert set(states) == SUCCEEDING_TASKS and set(states.values()) == {"success"}, states
+        assert set(states) == NIGHTLY_TASKS_SUCCEEDING_WITHOUT_DRIFT and set(states.values()) == {
+            "success"
+        }, states
 
     with duckdb.connect(str(deployment["home"] / "warehouse.duckdb"), read_only=True) as con:
         per_day = con.execute(
@@ -136,7 +130,6 @@ def test_backfill_through_the_rest_api_publishes_three_days(deployment, backfill
 
 
 def test_the_ui_grid_shows_the_three_successful_runs(deployment, backfilled):
-    pytest.importorskip("selenium")
     from tests.integration.browser import chromium, log_in, successful_runs_in_grid
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

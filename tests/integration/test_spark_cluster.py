@@ -78,7 +78,7 @@ def cluster(tmp_path_factory) -> Iterator[Path]:
         deadline = time.monotonic() + 120
         while True:
             try:
-                alive = [w for w in cluster_state()["workers"] if w["state"] == "ALIVE"]
+                alive = [w for w in cluster_state().get("workers", []) if w["state"] == "ALIVE"]
                 if len(alive) == len(WORKERS):
                     break
             except OSError:

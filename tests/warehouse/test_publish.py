@@ -255,7 +255,7 @@ def test_cli_migrates_and_refuses_roles_on_duckdb(tmp_path, monkeypatch, capsys)
 
     monkeypatch.setenv("BATCHSCORE_WAREHOUSE_URL", f"duckdb://{tmp_path / 'cli.duckdb'}")
     assert main(["warehouse", "migrate"]) == 0
-    assert "applied migrations [1, 2]" in capsys.readouterr().out
+    assert "applied migrations [1, 2, 3]" in capsys.readouterr().out
     assert main(["warehouse", "migrate"]) == 0
     assert "schema is up to date" in capsys.readouterr().out
     assert main(["warehouse", "init-roles"]) == 2

@@ -11,7 +11,7 @@ import pytest
 from psycopg import sql
 
 from batchscore.cli import main
-from batchscore.warehouse import open_warehouse
+from batchscore.warehouse import MIGRATIONS, open_warehouse
 from tests.warehouse.conftest import pg_admin
 from tests.warehouse.slices import scores_file, target
 
@@ -93,4 +93,4 @@ def test_role_and_table_names_are_validated(pg_url, monkeypatch, capsys):
     assert "invalid role name 'scores\"; DROP TABLE x;--'" in capsys.readouterr().err
     with pg_admin() as con:
         assert con.execute("SELECT 1 FROM pg_roles WHERE rolname LIKE 'scores%%'").fetchone() is None
-    assert open_warehouse(pg_url).query("SELECT count(*) FROM schema_migrations") == [(2,)]
+    assert open_warehouse(pg_url).query("SELECT count(*) FROM schema_migrations") == [(len(MIGRATIONS),)]
