@@ -60,26 +60,34 @@ def log_in(driver: Any, base_url: str, username: str, password: str) -> None:
     wait_for(driver, "[data-testid=nav-dags-link]")
 
 
-def task_tooltip(driver: Any, cell: Any, task_id: str, timeout_s: float = 30) -> str:
+def task_tooltip(driver: Any, cell_css: str, task_id: str, timeout_s: float = 30) -> str:
     """Hover a grid cell and return its tooltip ("Task ID: ...\\nState: Success\\n...").
 
-    The hover is repeated (away, then back) until the cell's tooltip shows: under load the UI
-    may still be rendering the previous cell's tooltip when the pointer arrives.
+    The cell is looked up afresh on every try (the grid re-renders while it refreshes) and
+    the hover is repeated (away, then back) until the cell's own tooltip shows.
     """
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", cell)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        ActionChains(driver).move_to_element_with_offset(cell, 0, -40).perform()
-        ActionChains(driver).move_to_element(cell).perform()
+        try:
+            cell = driver.find_element(By.CSS_SELECTOR, cell_css)
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", cell)
+            ActionChains(driver).move_to_element_with_offset(cell, 0, -40).perform()
+            ActionChains(driver).move_to_element(cell).perform()
+        except StaleElementReferenceException:
+            continue
         hover_until = min(deadline, time.monotonic() + 3)
         while time.monotonic() < hover_until:
-            for tip in driver.find_elements(By.CSS_SELECTOR, "[data-scope=tooltip][data-part=content]"):
-                text = str(tip.text)
-                if f"Task ID: {task_id}\n" in text:
-                    return text
+            try:
+                for tip in driver.find_elements(By.CSS_SELECTOR, "[data-scope=tooltip][data-part=content]"):
+                    text = str(tip.text)
+                    if f"Task ID: {task_id}\n" in text:
+                        return text
+            except StaleElementReferenceException:
+                pass
             time.sleep(0.1)
     raise AssertionError(f"no tooltip for {task_id}")
 
@@ -89,6 +97,7 @@ def successful_runs_in_grid(
 ) -> list[str]:
     """Open the DAG's grid; return the runs whose cells for the `checked` tasks have a tooltip
     saying `State: Success`."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
     driver.get(f"{base_url}/dags/{dag_id}")
@@ -96,10 +105,14 @@ def successful_runs_in_grid(
     deadline = time.monotonic() + 60
     while True:
         cells = wait_for(driver, "div[data-run-id][data-task-id] a[data-testid^='grid-']")
-        runs = {
-            c.get_attribute("data-run-id")
-            for c in driver.find_elements(By.CSS_SELECTOR, "div[data-run-id][data-task-id]")
-        }
+        try:
+            runs = {
+                c.get_attribute("data-run-id")
+                for c in driver.find_elements(By.CSS_SELECTOR, "div[data-run-id][data-task-id]")
+            }
+        except StaleElementReferenceException:  # the grid re-rendered while we read it
+            assert time.monotonic() < deadline, "the grid kept re-rendering"
+            continue
         if len(runs) >= expected or time.monotonic() > deadline:
             break
         time.sleep(1)
@@ -107,11 +120,8 @@ def successful_runs_in_grid(
     for run_id in sorted(runs):
         states = []
         for task_id in sorted(checked):
-            cell = driver.find_element(
-                By.CSS_SELECTOR,
-                f"div[data-run-id='{run_id}'][data-task-id='{task_id}'] a[data-testid^='grid-']",
-            )
-            states.append("State: Success" in task_tooltip(driver, cell, task_id))
+            cell_css = f"div[data-run-id='{run_id}'][data-task-id='{task_id}'] a[data-testid^='grid-']"
+            states.append("State: Success" in task_tooltip(driver, cell_css, task_id))
         if states and all(states):
             successful.append(run_id)
     assert cells
