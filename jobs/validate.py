@@ -113,17 +113,20 @@ def run(
         raise PartitionError(f"partition {partition} mixes schemas: {'; '.join(footprint.mixed_schemas)}")
     engine = choose_engine(footprint, pipeline.validation)
     report_dir = lake.reports_dir("validation", pipeline.name, run_date, stage)
+    where: dict[str, Any] = {
+        "pipeline": pipeline.name,
+        "dataset": dataset,
+        "stage": stage,
+        "partition": str(partition),
+        "report_dir": report_dir,
+    }
     try:
         if engine == "pandas":
             table = read_partition(lake, partition, footprint.files)
             outcome = validate_table(
                 table,
                 suite,
-                pipeline=pipeline.name,
-                dataset=dataset,
-                stage=stage,
-                partition=str(partition),
-                report_dir=report_dir,
+                **where,
             )
         else:
             from batchscore.spark import get_spark
@@ -134,11 +137,7 @@ def run(
                 footprint.schema,
                 footprint.rows,
                 suite,
-                pipeline=pipeline.name,
-                dataset=dataset,
-                stage=stage,
-                partition=str(partition),
-                report_dir=report_dir,
+                **where,
             )
     finally:
         lake.push_tree(report_dir)  # an S3 lake keeps the reports too, failed ones included

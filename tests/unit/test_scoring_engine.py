@@ -322,11 +322,10 @@ def test_plan_balances_row_groups_across_tasks(tmp_path):
     assert threads_per_task(total_cores=16, items=2, task_cpus=1, executor_cores=4) == 4
 
 
+@pytest.mark.skipif(scoring.gpu_available(), reason="the no-GPU error is what is under test")
 def test_bench_cuda_mode_fails_clearly_without_a_gpu(tmp_path):
     from bench import scoring as bench
 
-    if scoring.gpu_available():
-        pytest.skip("this machine has a GPU")
     with pytest.raises(
         SystemExit, match=r"--device cuda: inference\.device is 'cuda' but there is no usable GPU"
     ):
