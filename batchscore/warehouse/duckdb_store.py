@@ -5,6 +5,11 @@ process are optimistic: two writers of the same row conflict at commit. Publishi
 writes its row in `published_slices` in the same transaction as the scores, so two
 publishes of the same slice always conflict; the loser retries with backoff (bounded, the
 last error re-raised) and then replaces the winner's set. Exactly one set remains.
+
+Scores are stored narrow (`slice_rows.<table>`: key, run_date, model_version, score) and
+read through the view `<table>`, which joins each slice's constants (pipeline, model name,
+run id) from `published_slices`: a row and its slice's record are committed together, so
+the view never shows a row without its slice or a slice with another run's rows.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from batchscore.errors import PermanentFailure
 from batchscore.warehouse.contract import (
     MIGRATIONS,
     PausePoint,
@@ -33,6 +39,12 @@ from batchscore.warehouse.contract import (
     read_scores,
     with_backoff,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+ROWS_SCHEMA = "slice_rows"
+"""Where the narrow rows behind each scores view are stored (analysts query the views)."""
 
 OPENING = threading.Lock()
 """Threads of one process share DuckDB's database instance; opening and closing it concurrently races."""
@@ -50,6 +62,48 @@ def is_write_conflict(exc: BaseException) -> bool:
     # Every write here deletes its keys before inserting them, so a duplicate key means a
     # concurrent writer inserted the same key first (a retry replaces it, a real bug re-raises).
     return isinstance(exc, duckdb.ConstraintException) and "Duplicate key" in message
+
+
+class SharedScoresTable(PermanentFailure, ValueError):
+    """Two pipelines were configured to publish into one scores table."""
+
+
+def table_type(con: Any, schema: str, name: str) -> str | None:
+    """'BASE TABLE', 'VIEW', or None when `schema.name` does not exist."""
+    row = con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, name],
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def convert_wide_table(con: Any, table: str, entity_key: str) -> None:
+    """Move a scores table of the earlier layout (all columns per row) into `slice_rows`.
+
+    Runs in the caller's transaction. Slices published before `published_slices` existed get
+    their record from the rows themselves, so the view shows every row the table held.
+    """
+    t, k = quoted(table), quoted(entity_key)
+    pipelines = [row[0] for row in con.execute(f"SELECT DISTINCT pipeline FROM {t}").fetchall()]
+    if len(pipelines) > 1:
+        raise SharedScoresTable(
+            f"table {table} holds scores of several pipelines {pipelines}; convert it by hand"
+        )
+    con.execute(
+        f"""INSERT INTO published_slices
+            SELECT '{table}', pipeline, run_date, model_version, any_value(model_name), any_value(run_id),
+                   count(*), NULL, now()
+            FROM {t} w
+            WHERE NOT EXISTS (SELECT 1 FROM published_slices s WHERE s.scores_table = '{table}'
+                AND s.pipeline = w.pipeline AND s.run_date = w.run_date AND s.model_version = w.model_version)
+            GROUP BY pipeline, run_date, model_version"""
+    )
+    con.execute(
+        f"""CREATE TABLE {ROWS_SCHEMA}.{t} ({k} BIGINT NOT NULL, run_date DATE NOT NULL,
+            model_version INTEGER NOT NULL, score DOUBLE PRECISION NOT NULL)"""
+    )
+    con.execute(f"INSERT INTO {ROWS_SCHEMA}.{t} SELECT {k}, run_date, model_version, score FROM {t}")
+    con.execute(f"DROP TABLE {t}")
 
 
 class DuckDBWarehouse:
@@ -119,25 +173,43 @@ class DuckDBWarehouse:
         return applied
 
     def ensure_scores_table(self, table: str, entity_key: str) -> None:
-        """Create the scores table and its analyst views if missing (views are refreshed once per process).
+        """Create the slice-row store, the `<table>` view and the analyst views if missing.
 
-        No primary key: uniqueness per slice is audited before publishing and each slice is
-        replaced whole, which keeps appends several times faster than maintaining an index.
-        Tables created by earlier versions keep their primary key and work unchanged.
+        Rows are stored narrow, in `slice_rows.<table>` (entity key, run_date, model_version,
+        score); the view `<table>` adds each slice's pipeline, model name and run id from its
+        `published_slices` row, so a publish writes the constants once, not once per row.
+        A table left by an earlier version (all seven columns stored per row) is converted
+        here, in one transaction, keeping every row it held.
         """
         if table in self._ready_tables:
             return
+        stored = f"{ROWS_SCHEMA}.{quoted(table)}"
+        t, k = quoted(table), quoted(entity_key)
 
         def create() -> None:
             with self.connect() as con:
-                con.execute(
-                    f"""CREATE TABLE IF NOT EXISTS {quoted(table)} (
-                        {quoted(entity_key)} BIGINT NOT NULL, run_date DATE NOT NULL, pipeline VARCHAR NOT NULL,
-                        model_name VARCHAR NOT NULL, model_version INTEGER NOT NULL,
-                        score DOUBLE PRECISION NOT NULL, run_id VARCHAR NOT NULL)"""
-                )
-                for name, select in analyst_views(table, entity_key):
-                    con.execute(f"CREATE OR REPLACE VIEW {quoted(name)} AS {select}")
+                con.execute("BEGIN")
+                try:
+                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {ROWS_SCHEMA}")
+                    if table_type(con, "main", table) == "BASE TABLE":
+                        convert_wide_table(con, table, entity_key)
+                    con.execute(
+                        f"""CREATE TABLE IF NOT EXISTS {stored} ({k} BIGINT NOT NULL, run_date DATE NOT NULL,
+                            model_version INTEGER NOT NULL, score DOUBLE PRECISION NOT NULL)"""
+                    )
+                    con.execute(
+                        f"""CREATE OR REPLACE VIEW {t} AS
+                            SELECT r.{k}, r.run_date, s.pipeline, s.model_name, r.model_version, r.score, s.run_id
+                            FROM {stored} r JOIN published_slices s
+                              ON s.scores_table = '{table}' AND s.run_date = r.run_date
+                             AND s.model_version = r.model_version"""
+                    )
+                    for name, select in analyst_views(table, entity_key):
+                        con.execute(f"CREATE OR REPLACE VIEW {quoted(name)} AS {select}")
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
 
         self._retrying(create)
         self._ready_tables.add(table)
@@ -155,7 +227,8 @@ class DuckDBWarehouse:
         self.ensure_scores_table(target.table, target.entity_key)
         scores = read_scores(scores_path, target.entity_key)
         raise_on_failures(audit_scores(scores, target, expected_rows), target)
-        files = sorted(str(path) for path in scores_path.glob("*.parquet"))
+        # the audit proved run_date and model_version equal the slice's: only keys and scores are stored
+        audited = scores.select([target.entity_key, "score"])
         timings = {"read_audit": time.perf_counter() - started}
         pause_at("staged")
         attempts = 0
@@ -163,7 +236,7 @@ class DuckDBWarehouse:
         def swap() -> int:
             nonlocal attempts
             attempts += 1
-            return self._swap(target, files, expected_rows, pause_at)
+            return self._swap(target, audited, expected_rows, pause_at)
 
         replaced: int = self._retrying(swap)
         timings["swap"] = time.perf_counter() - started - timings["read_audit"]
@@ -178,17 +251,26 @@ class DuckDBWarehouse:
             "cpu_seconds": round(time.process_time() - cpu_started, 3),
         }
 
-    def _swap(self, target: ScoresSlice, files: list[str], expected_rows: int, pause_at: PausePoint) -> int:
-        """Replace the slice and its `published_slices` row in one transaction; returns rows replaced.
+    def _swap(self, target: ScoresSlice, audited: pa.Table, expected_rows: int, pause_at: PausePoint) -> int:
+        """Replace the slice's rows and its `published_slices` row in one transaction; returns rows replaced.
 
-        The rows come from the audited Parquet files through DuckDB's own (parallel) reader;
+        The audited Arrow table is scanned by DuckDB in place (no second read of the files);
         the inserted count is checked against the audited one before the commit.
         """
-        t, k = quoted(target.table), quoted(target.entity_key)
+        stored, k = f"{ROWS_SCHEMA}.{quoted(target.table)}", quoted(target.entity_key)
         key = [target.table, target.pipeline, target.run_date, target.model_version]
         with self.connect() as con:
             con.execute("BEGIN")
             try:
+                owners = con.execute(
+                    "SELECT DISTINCT pipeline FROM published_slices WHERE scores_table = ? AND pipeline <> ?",
+                    [target.table, target.pipeline],
+                ).fetchall()
+                if owners:
+                    raise SharedScoresTable(
+                        f"table {target.table} already holds scores of pipeline {owners[0][0]!r}; "
+                        f"give pipeline {target.pipeline!r} its own warehouse.scores_table"
+                    )
                 con.execute(
                     "DELETE FROM published_slices WHERE scores_table = ? AND pipeline = ? AND run_date = ? "
                     "AND model_version = ?",
@@ -199,22 +281,16 @@ class DuckDBWarehouse:
                     [*key, target.model_name, target.run_id, expected_rows, now()],
                 )
                 deleted = con.execute(
-                    f"DELETE FROM {t} WHERE run_date = ? AND model_version = ? AND pipeline = ?",
-                    [target.run_date, target.model_version, target.pipeline],
+                    f"DELETE FROM {stored} WHERE run_date = ? AND model_version = ?",
+                    [target.run_date, target.model_version],
                 ).fetchone()[0]
+                con.register("audited_scores", audited)
                 inserted = con.execute(
-                    f"""INSERT INTO {t} ({k}, run_date, pipeline, model_name, model_version, score, run_id)
-                        SELECT {k}, CAST(? AS DATE), ?, ?, CAST(? AS INTEGER), score, ?
-                        FROM read_parquet(?, hive_partitioning = false)""",
-                    [
-                        target.run_date,
-                        target.pipeline,
-                        target.model_name,
-                        target.model_version,
-                        target.run_id,
-                        files,
-                    ],
+                    f"""INSERT INTO {stored} ({k}, run_date, model_version, score)
+                        SELECT {k}, CAST(? AS DATE), CAST(? AS INTEGER), score FROM audited_scores""",
+                    [target.run_date, target.model_version],
                 ).fetchone()[0]
+                con.unregister("audited_scores")
                 if inserted != expected_rows:
                     raise RuntimeError(f"inserted {inserted} rows, expected {expected_rows}; rolled back")
                 pause_at("swapped")

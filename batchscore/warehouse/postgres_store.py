@@ -47,7 +47,7 @@ from batchscore.warehouse.contract import (
     validate_identifier,
 )
 from batchscore.warehouse.duckdb_store import drift_row, evidence_json
-from batchscore.warehouse.pg_binary import key_score_rows
+from batchscore.warehouse.pg_binary import key_order, key_score_rows
 
 COPY_CHUNK_BYTES = 8 << 20
 SWAP_LOCK_TIMEOUT = "60s"  # waiting longer for readers to let go of the table fails the attempt loudly
@@ -200,10 +200,9 @@ class PostgresWarehouse:
         self.ensure_scores_table(target.table, target.entity_key)
         scores = read_scores(scores_path, target.entity_key)
         raise_on_failures(audit_scores(scores, target, expected_rows, check_duplicates=False), target)
-        payload = key_score_rows(
-            scores.column(target.entity_key).to_numpy().astype(np.int64, copy=False),
-            scores.column("score").to_numpy().astype(np.float64, copy=False),
-        )
+        keys = scores.column(target.entity_key).to_numpy().astype(np.int64, copy=False)
+        order = key_order(keys)
+        payload = key_score_rows(keys[order], scores.column("score").to_numpy().astype(np.float64)[order])
         timings: dict[str, float] = {"read_audit": time.perf_counter() - started}
         t, k = self.ident(target.table), self.ident(target.entity_key)
         partition_name = partition_table_name(target)

@@ -19,7 +19,9 @@ from batchscore.warehouse import (
     open_warehouse,
     quoted,
 )
-from batchscore.warehouse.pg_binary import key_score_rows
+from batchscore.warehouse.contract import duplicate_keys
+from batchscore.warehouse.duckdb_store import SharedScoresTable
+from batchscore.warehouse.pg_binary import key_order, key_score_rows
 from tests.warehouse.slices import DAY, scores_file, target
 
 NEXT_DAY = date(2026, 11, 22)
@@ -222,7 +224,7 @@ def test_audit_is_a_pure_function_of_the_scores():
 
 
 def test_binary_copy_stream_layout():
-    stream = key_score_rows(np.array([1, -2], np.int64), np.array([0.25, 1.0]))
+    stream = bytes(key_score_rows(np.array([1, -2], np.int64), np.array([0.25, 1.0])))
     row = (2).to_bytes(2, "big") + (8).to_bytes(4, "big") + (1).to_bytes(8, "big", signed=True)
     row += (8).to_bytes(4, "big") + bytes.fromhex("3fd0000000000000")
     assert stream.startswith(b"PGCOPY\n\xff\r\n\x00" + bytes(8) + row)
@@ -260,3 +262,84 @@ def test_cli_migrates_and_refuses_roles_on_duckdb(tmp_path, monkeypatch, capsys)
     assert "schema is up to date" in capsys.readouterr().out
     assert main(["warehouse", "init-roles"]) == 2
     assert "needs a postgresql:// warehouse URL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [5, 3, 4, 1, 2],  # dense: placed by a scatter over the key range
+        [-7, 10**15, 3, -(2**62), 0],  # sparse: argsorted
+        [4, 2, 4, 1, 3],  # a duplicate: the scatter would lose a row, so argsort
+        [],
+    ],
+)
+def test_key_order_sorts_every_row(keys):
+    values = np.array(keys, np.int64)
+    order = key_order(values)
+    assert sorted(order.tolist()) == list(range(len(keys)))
+    assert values[order].tolist() == sorted(keys)
+
+
+@pytest.mark.parametrize(
+    ("keys", "duplicates"),
+    [
+        ([3, 1, 2, 3, 3, None], 2),  # dense keys: counted on a byte map of the range
+        ([10**15, -(2**62), 10**15, 7], 1),  # sparse keys: counted on sorted keys
+        ([1], 0),
+        ([], 0),
+    ],
+)
+def test_duplicate_keys_on_dense_and_sparse_ranges(keys, duplicates):
+    assert duplicate_keys(pa.array(keys, pa.int64())) == duplicates
+
+
+def test_duckdb_converts_a_table_of_the_earlier_wide_layout(tmp_path):
+    """A warehouse written before scores were stored narrow keeps every row, then publishes normally."""
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    warehouse = open_warehouse(f"duckdb://{path}")
+    warehouse.migrate()
+    with duckdb.connect(str(path)) as con:  # what earlier versions created and wrote
+        con.execute(
+            """CREATE TABLE scores_churn (customer_id BIGINT NOT NULL, run_date DATE NOT NULL,
+               pipeline VARCHAR NOT NULL, model_name VARCHAR NOT NULL, model_version INTEGER NOT NULL,
+               score DOUBLE PRECISION NOT NULL, run_id VARCHAR NOT NULL)"""
+        )
+        con.execute(
+            "INSERT INTO scores_churn VALUES (1, DATE '2026-11-20', 'churn', 'churn_xgb', 1, 0.1, 'old-a'), "
+            "(2, DATE '2026-11-20', 'churn', 'churn_xgb', 1, 0.2, 'old-a'), "
+            "(1, DATE '2026-11-21', 'churn', 'churn_xgb', 1, 0.3, 'old-b')"
+        )
+        # the 11-21 slice was recorded in published_slices, the 11-20 slice predates that table
+        con.execute(
+            "INSERT INTO published_slices VALUES "
+            "('scores_churn', 'churn', DATE '2026-11-21', 1, 'churn_xgb', 'old-b', 1, NULL, now())"
+        )
+    warehouse.publish_scores(target("run-new"), scores_file(tmp_path / "new", [1, 2], [0.5, 0.6]), 2)
+    assert warehouse.query(
+        "SELECT customer_id, run_date, pipeline, model_name, model_version, score, run_id "
+        "FROM scores_churn ORDER BY run_date, customer_id"
+    ) == [
+        (1, date(2026, 11, 20), "churn", "churn_xgb", 1, 0.1, "old-a"),
+        (2, date(2026, 11, 20), "churn", "churn_xgb", 1, 0.2, "old-a"),
+        (1, DAY, "churn", "churn_xgb", 1, 0.5, "run-new"),
+        (2, DAY, "churn", "churn_xgb", 1, 0.6, "run-new"),
+    ]
+    assert warehouse.query("SELECT run_date, run_id, row_count FROM published_slices ORDER BY 1") == [
+        (date(2026, 11, 20), "old-a", 2),
+        (DAY, "run-new", 2),
+    ]
+    assert warehouse.query(
+        "SELECT table_schema, table_type FROM information_schema.tables WHERE table_name = 'scores_churn' "
+        "ORDER BY 1"
+    ) == [("main", "VIEW"), ("slice_rows", "BASE TABLE")]
+
+
+def test_duckdb_refuses_a_second_pipeline_in_one_scores_table(tmp_path):
+    warehouse = open_warehouse(f"duckdb://{tmp_path / 'w.duckdb'}")
+    warehouse.publish_scores(target(), scores_file(tmp_path / "a", [1, 2], [0.1, 0.2]), expected_rows=2)
+    other = ScoresSlice("upsell", "scores_churn", "customer_id", DAY, "upsell_xgb", 1, "run-u")
+    with pytest.raises(SharedScoresTable, match="already holds scores of pipeline 'churn'"):
+        warehouse.publish_scores(other, scores_file(tmp_path / "b", [1], [0.9]), expected_rows=1)
+    assert warehouse.query("SELECT pipeline, count(*) FROM scores_churn GROUP BY 1") == [("churn", 2)]
