@@ -96,6 +96,8 @@ class ValidationSettings(_Strict):
 
     pandas_max_rows: int = Field(default=20_000_000, gt=0)
     pandas_max_bytes: int = Field(default=4 * 1024**3, gt=0)
+    pandas_workers: int | None = Field(default=None, gt=0)
+    """Processes a pandas gate forks for partitions of 200k rows or more (None: the usable CPUs)."""
 
 
 DriftMethod = Literal["psi", "ks", "wasserstein"]

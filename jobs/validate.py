@@ -123,11 +123,7 @@ def run(
     try:
         if engine == "pandas":
             table = read_partition(lake, partition, footprint.files)
-            outcome = validate_table(
-                table,
-                suite,
-                **where,
-            )
+            outcome = validate_table(table, suite, workers=pipeline.validation.pandas_workers, **where)
         else:
             from batchscore.spark import get_spark
 

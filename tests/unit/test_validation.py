@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from batchscore import validation
 from batchscore.seed import SeedSpec, customers_snapshot
 from batchscore.settings import REPO_ROOT
 from batchscore.validation import (
@@ -297,3 +298,37 @@ def test_html_report_is_offline_and_escaped(tmp_path):
     assert "http://" not in page and "https://" not in page and "<script" not in page
     assert "&lt;script&gt;" in page
     assert "expect_column_values_to_be_in_set" in page and "FAILED" in page
+
+
+FORKED_KINDS = ["+inf", "null key", "duplicate key", "unknown category", "nulls beyond tolerance", "empty"]
+
+
+@pytest.mark.parametrize("kind", FORKED_KINDS)
+def test_forked_workers_fail_the_gate_with_the_same_report(tmp_path, monkeypatch, kind):
+    """Large partitions are validated by forked workers: same verdicts, counts and examples."""
+    table, expected = broken(kind)
+    with pytest.raises(ValidationFailed) as alone:
+        run(table, "raw", tmp_path / "alone", workers=1)
+    monkeypatch.setattr(validation, "PARALLEL_MIN_ROWS", 0)
+    with pytest.raises(ValidationFailed) as forked:
+        run(table, "raw", tmp_path / "forked", workers=2)
+    assert expected in str(forked.value)
+    assert str(forked.value).replace("/forked/raw/", "/alone/raw/") == str(alone.value)
+    reports = [json.loads((tmp_path / d / "raw" / "result.json").read_text()) for d in ("alone", "forked")]
+    assert reports[0]["expectations"] == reports[1]["expectations"]
+
+
+def test_forked_workers_pass_a_clean_partition(tmp_path, monkeypatch):
+    monkeypatch.setattr(validation, "PARALLEL_MIN_ROWS", 0)
+    outcome = run(customers(), "raw", tmp_path, workers=2)
+    assert outcome.success and outcome.evaluated == 53 and outcome.passed == 53
+
+
+def test_decimal_scan_is_skipped_only_for_numeric_arrays():
+    from decimal import Decimal
+
+    import great_expectations.util as gx_util
+
+    validation._tune_gx_pandas()
+    assert gx_util.does_ndarray_contain_decimal_dtype(np.array([Decimal("1.5"), 2.0], dtype=object))
+    assert not gx_util.does_ndarray_contain_decimal_dtype(np.array([1.5, 2.0]))
