@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import math
 import os
 import time
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from great_expectations.core import ExpectationSuite
     from pyspark.sql import DataFrame as SparkFrame
+
+log = logging.getLogger(__name__)
 
 MAX_EXAMPLES = 5
 RESULT_FORMAT = {
@@ -206,8 +209,6 @@ def _rejection(entry: dict[str, Any]) -> str:
 
 def _quietly(build: Callable[[], Any]) -> Any:
     """Run a GX call with its logger muted (it logs a traceback for each dropped expectation)."""
-    import logging
-
     logger = logging.getLogger("great_expectations")
     level = logger.level
     logger.setLevel(logging.CRITICAL)
@@ -470,14 +471,19 @@ def _gx_results(
     each validating its share with its own GX context on the frames it inherited; results come
     back pickled. A worker that fails fails the gate.
     """
+    import multiprocessing
+
     results: list[Any] = [None] * len(suite.expectations)
     workers = min(workers, len(batches)) if engine == "pandas" else 1
+    if workers > 1 and (
+        multiprocessing.current_process().daemon or "fork" not in multiprocessing.get_all_start_methods()
+    ):
+        log.info("validating in-process: this process may not fork workers")
+        workers = 1
     if workers <= 1:
         for index, result in _validate_batches(suite, engine, batches, range(len(batches))):
             results[index] = result
         return results
-    import multiprocessing
-
     # share out by expectation count, largest batch first, to the least loaded worker
     shares: list[list[int]] = [[] for _ in range(workers)]
     loads = [0] * workers

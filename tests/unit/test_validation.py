@@ -332,3 +332,21 @@ def test_decimal_scan_is_skipped_only_for_numeric_arrays():
     validation._tune_gx_pandas()
     assert gx_util.does_ndarray_contain_decimal_dtype(np.array([Decimal("1.5"), 2.0], dtype=object))
     assert not gx_util.does_ndarray_contain_decimal_dtype(np.array([1.5, 2.0]))
+
+
+def _validate_in_daemon(report_dir, queue):  # runs in a daemonic child: it may not fork workers
+    validation.PARALLEL_MIN_ROWS = 0
+    outcome = run(customers(), "raw", report_dir, workers=2)
+    queue.put((outcome.success, outcome.passed))
+
+
+def test_a_daemonic_process_validates_in_process(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_validate_in_daemon, args=(tmp_path, queue), daemon=True)
+    child.start()
+    child.join(120)
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == (True, 53)
