@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -99,6 +100,8 @@ class ValidationOutcome:
     json_path: str = ""
     html_path: str = ""
     seconds: float = 0.0
+    workers: int = 0
+    """Processes that ran the suite (0 when the contract failed first)."""
 
     def summary(self) -> str:
         """One readable message: what was checked, what failed, where the report is."""
@@ -370,7 +373,7 @@ def validate_spark(
         )
         contract = nan_violations({c: int(counts[c] or 0) for c in floats} if counts else {})
 
-    def run_suite() -> list[Any]:
+    def run_suite() -> tuple[list[Any], int]:
         # Our own cache, dropped afterwards: Spark matches cached data by plan, so a persisted
         # read of this path would answer the next read of it (a rerun after a fix) with old rows.
         frame.persist()
@@ -425,7 +428,7 @@ def column_batches(suite: Suite, table: pa.Table) -> list[tuple[Any, list[int]]]
 
 
 def _tune_gx_pandas() -> None:
-    """Two costs GX's pandas engine pays for nothing here, removed once per process.
+    """Two costs GX's pandas engine pays for nothing here, and one thread, removed once per process.
 
     - Each batch under 1 GB is fingerprinted (MD5 over a hash of every value, ~0.35 s per 1M x
       26 frame) for batch metadata batchscore never reads.
@@ -435,8 +438,16 @@ def _tune_gx_pandas() -> None:
     """
     import great_expectations.execution_engine.pandas_execution_engine as engine
     import great_expectations.util as gx_util
+    from tqdm import tqdm
 
     engine.HASH_THRESHOLD = 0
+    # GX creates (disabled) tqdm bars, and the first one starts tqdm's monitor thread, which
+    # only tunes refresh rates of live bars; without it the gate's process stays single-threaded
+    # and may fork workers (see _gx_results).
+    tqdm.monitor_interval = 0
+    if tqdm.monitor is not None:
+        tqdm.monitor.exit()
+        tqdm.monitor = None
     scan = gx_util.does_ndarray_contain_decimal_dtype
     if not getattr(scan, "batchscore_tuned", False):
 
@@ -464,26 +475,34 @@ def usable_cpus() -> int:
 
 def _gx_results(
     suite: Suite, engine: str, batches: list[tuple[Any, list[int]]], workers: int = 1
-) -> list[Any]:
+) -> tuple[list[Any], int]:
     """Run the GX suite over dataframe batches; one result per expectation, in the suite's order.
 
     With `workers` > 1 (pandas only) the batches are shared out to that many forked processes,
     each validating its share with its own GX context on the frames it inherited; results come
-    back pickled. A worker that fails fails the gate.
+    back pickled. A worker that fails fails the gate. Returns the results and the processes used.
+
+    Workers are forked only from a process with no other Python thread: a thread holding a
+    lock at the fork (tqdm's monitor, a log handler, a client pool) leaves that lock held
+    forever in the child, which then hangs on it. Other processes validate in-process.
     """
     import multiprocessing
 
+    if engine == "pandas":
+        _tune_gx_pandas()  # before counting threads: it stops tqdm's monitor thread
     results: list[Any] = [None] * len(suite.expectations)
     workers = min(workers, len(batches)) if engine == "pandas" else 1
-    if workers > 1 and (
-        multiprocessing.current_process().daemon or "fork" not in multiprocessing.get_all_start_methods()
-    ):
-        log.info("validating in-process: this process may not fork workers")
-        workers = 1
+    if workers > 1:
+        others = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
+        if others or multiprocessing.current_process().daemon:
+            log.info("validating in-process, not forking: daemonic process or other threads %s", others)
+            workers = 1
+        elif "fork" not in multiprocessing.get_all_start_methods():
+            workers = 1
     if workers <= 1:
         for index, result in _validate_batches(suite, engine, batches, range(len(batches))):
             results[index] = result
-        return results
+        return results, 1
     # share out by expectation count, largest batch first, to the least loaded worker
     shares: list[list[int]] = [[] for _ in range(workers)]
     loads = [0] * workers
@@ -500,7 +519,7 @@ def _gx_results(
                     results[index] = result
     finally:
         _FORKED = None
-    return results
+    return results, workers
 
 
 def _validate_share(share: list[int]) -> list[tuple[int, Any]]:
@@ -582,7 +601,7 @@ def _key(config: Any) -> str:
 def _gate(
     suite: Suite,
     contract: list[str],
-    run_suite: Callable[[], list[Any]],
+    run_suite: Callable[[], tuple[list[Any], int]],
     *,
     engine: str,
     rows: int,
@@ -592,7 +611,7 @@ def _gate(
     raise_on_failure: bool,
 ) -> ValidationOutcome:
     """Run the suite unless the contract already failed, write both reports, raise on failure."""
-    results = [] if contract else run_suite()
+    results, workers = ([], 0) if contract else run_suite()
     failed = [_failure(r) for r in results if not r.success]
     blocking = bool(contract) or any(f.severity != "warning" for f in failed)
     pipeline, dataset, stage, partition = identity
@@ -612,6 +631,7 @@ def _gate(
         json_path=str(report_dir / "result.json"),
         html_path=str(report_dir / "report.html"),
         seconds=time.perf_counter() - started,
+        workers=workers,
     )
     document = {
         "outcome": asdict(outcome),

@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "rows": result["rows"],
                 "expectations": result["evaluated"],
                 "engine": result["engine"],
+                "workers": result["workers"],
                 "seconds": round(best, 3),
                 "rows_per_s": round(result["rows"] / best),
             }

@@ -142,6 +142,7 @@ def run(
     return {
         "stage": f"validate_{stage}",
         "engine": outcome.engine,
+        "workers": outcome.workers,
         "rows": outcome.rows,
         "evaluated": outcome.evaluated,
         "passed": outcome.passed,
