@@ -202,7 +202,9 @@ class PostgresWarehouse:
         raise_on_failures(audit_scores(scores, target, expected_rows, check_duplicates=False), target)
         keys = scores.column(target.entity_key).to_numpy().astype(np.int64, copy=False)
         order = key_order(keys)
-        payload = key_score_rows(keys[order], scores.column("score").to_numpy().astype(np.float64)[order])
+        payload = key_score_rows(
+            keys[order], scores.column("score").to_numpy().astype(np.float64, copy=False)[order]
+        )
         timings: dict[str, float] = {"read_audit": time.perf_counter() - started}
         t, k = self.ident(target.table), self.ident(target.entity_key)
         partition_name = partition_table_name(target)
