@@ -61,13 +61,13 @@ package: setup
 # Airflow as services (api-server, scheduler, dag-processor, triggerer) in the background.
 # SQLite under $(AIRFLOW_HOME) by default; BATCHSCORE_AIRFLOW_DB_URL=postgresql+psycopg://... for PostgreSQL.
 airflow: setup
-	BATCHSCORE_AIRFLOW_PORT=$(AIRFLOW_PORT) $(BIN)/python -m batchscore.airflow_server start
+	BATCHSCORE_AIRFLOW_PORT=$(AIRFLOW_PORT) $(BIN)/python -m batchscore.orchestration.airflow_server start
 
 airflow-stop:
-	$(BIN)/python -m batchscore.airflow_server stop
+	$(BIN)/python -m batchscore.orchestration.airflow_server stop
 
 airflow-status:
-	$(BIN)/python -m batchscore.airflow_server status
+	$(BIN)/python -m batchscore.orchestration.airflow_server status
 
 clean:
 	rm -rf var

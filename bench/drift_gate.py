@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from batchscore.drift import compute_drift
+from batchscore.quality.drift import compute_drift
 
 
 def frames(rows: int, columns: int, reference_rows: int) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:

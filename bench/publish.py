@@ -26,8 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batchscore.warehouse import ScoresSlice, open_warehouse
-from batchscore.warehouse.pg_binary import key_score_rows
+from batchscore.storage.warehouse import ScoresSlice, open_warehouse
+from batchscore.storage.warehouse.pg_binary import key_score_rows
 
 DAY = date(2026, 11, 21)
 

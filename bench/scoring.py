@@ -97,7 +97,7 @@ def run_limit(files: list[Path], model: Path, out: Path) -> int:
     """The in-process limit: pyarrow read, one matrix, inplace_predict on all cores, Parquet write."""
     import xgboost as xgb
 
-    from batchscore.scoring import feature_matrix, scores_batch
+    from batchscore.models.scoring import feature_matrix, scores_batch
 
     booster = xgb.Booster(model_file=str(model))
     booster.set_param({"nthread": os.cpu_count() or 1})
@@ -116,8 +116,8 @@ def run_limit(files: list[Path], model: Path, out: Path) -> int:
 
 def run_batchscore(spark: Any, lake: Any, files: list[Path], rows: int, model: Path) -> int:
     """The score stage's code path (plan, Spark tasks, commit) on the same files."""
-    from batchscore.lake import file_sha256
-    from batchscore.scoring import ModelRef
+    from batchscore.models.scoring import ModelRef
+    from batchscore.storage.lake import file_sha256
     from jobs.score import score_partition
 
     ref = ModelRef(
@@ -169,9 +169,9 @@ def uptime() -> str:
 
 
 def bench_cpu(rows: int, repeats: int, files: int, row_group_rows: int, workdir: Path) -> dict[str, Any]:
-    from batchscore.lake import Lake
+    from batchscore.compute.spark import get_spark
     from batchscore.settings import load_platform
-    from batchscore.spark import get_spark
+    from batchscore.storage.lake import Lake
 
     load_before = uptime()
     model = train_model(workdir)
@@ -225,7 +225,7 @@ def bench_cpu(rows: int, repeats: int, files: int, row_group_rows: int, workdir:
 
 def bench_cuda(sizes: list[int], repeats: int, workdir: Path) -> dict[str, Any]:
     """GPU figures without Spark: host Arrow -> device end to end, device-resident, naive host numpy."""
-    from batchscore.scoring import ScoringError, resolve_device, score_arrow_batches_gpu
+    from batchscore.models.scoring import ScoringError, resolve_device, score_arrow_batches_gpu
 
     device = resolve_device("cuda", "xgboost")  # fails clearly without a usable GPU
     try:

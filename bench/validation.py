@@ -23,9 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from batchscore.lake import Lake
-from batchscore.seed import SeedSpec, customers_snapshot, write_partition
+from batchscore.examples.seed import SeedSpec, customers_snapshot, write_partition
 from batchscore.settings import REPO_ROOT, load_settings
+from batchscore.storage.lake import Lake
 
 DAY = date(2026, 11, 21)
 MODEL_VERSION = 1

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
-from batchscore.lake import Lake, data_files, partition_checksum
 from batchscore.settings import Settings, load_settings
+from batchscore.storage.lake import Lake, data_files, partition_checksum
 from features import FeatureSet, compute_features, load_feature_set
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def read_manifest(partition: Path) -> dict[str, Any]:
 
 
 def run(settings: Settings, run_date: date, spark: SparkSession | None = None) -> dict[str, Any]:
-    from batchscore.spark import get_spark
+    from batchscore.compute.spark import get_spark
 
     started = time.perf_counter()
     pipeline = settings.pipeline

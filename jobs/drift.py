@@ -17,12 +17,12 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from batchscore.drift import DriftResult
-from batchscore.lake import Lake
-from batchscore.registry import ModelRegistry
-from batchscore.scoring import SCORE_COLUMN
+from batchscore.models.registry import ModelRegistry
+from batchscore.models.scoring import SCORE_COLUMN
+from batchscore.quality.drift import DriftResult
 from batchscore.settings import Settings, load_settings
-from batchscore.warehouse import open_warehouse
+from batchscore.storage.lake import Lake
+from batchscore.storage.warehouse import open_warehouse
 from jobs.validate import read_partition
 
 
@@ -37,7 +37,7 @@ def current_frame(lake: Lake, settings: Settings, run_date: date, model_version:
 
 
 def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any]:
-    from batchscore.drift import compute_drift, deterministic_sample, write_drift_report
+    from batchscore.quality.drift import compute_drift, deterministic_sample, write_drift_report
 
     started = time.perf_counter()
     pipeline = settings.pipeline

@@ -15,11 +15,11 @@ import sys
 from datetime import date
 from typing import Any
 
-from batchscore.alerts import send_alert
-from batchscore.drift import ALL_ROWS
-from batchscore.scoring import SCORE_COLUMN
+from batchscore.models.scoring import SCORE_COLUMN
+from batchscore.quality.drift import ALL_ROWS
 from batchscore.settings import DriftSettings, Settings, load_settings
-from batchscore.warehouse import open_warehouse
+from batchscore.storage.warehouse import open_warehouse
+from batchscore.telemetry.alerts import send_alert
 
 PASS = "pass"
 RETRAIN = "retrain_recommended"

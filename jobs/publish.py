@@ -10,13 +10,13 @@ import time
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from batchscore.lake import Lake
 from batchscore.settings import Settings, load_settings
-from batchscore.warehouse import RunRecord, ScoresSlice, open_warehouse
+from batchscore.storage.lake import Lake
+from batchscore.storage.warehouse import RunRecord, ScoresSlice, open_warehouse
 from jobs.build_features import read_manifest
 
 if TYPE_CHECKING:
-    from batchscore.warehouse import Warehouse
+    from batchscore.storage.warehouse import Warehouse
 
 
 def run(

@@ -1,7 +1,7 @@
 """Pin the model version of a run: the alias as it stood on the run's date, or an override.
 
 A run for logical date D scores with the version its alias pointed at on D (see
-`batchscore.registry` for the exact rule), so a backfill of D uses the model of the day.
+`batchscore.models.registry` for the exact rule), so a backfill of D uses the model of the day.
 The artifacts are verified (SHA-256) before the version is pinned. When they fail, the
 pipeline's `model.fallback` decides: `fail` (default) stops the run; `previous_champion`
 scores with the alias's previous version that verifies, alerts, and records a
@@ -16,11 +16,11 @@ import sys
 from datetime import date, datetime
 from typing import Any
 
-from batchscore.alerts import send_alert
-from batchscore.lake import Lake
-from batchscore.registry import ModelRegistry, ModelVersion, RegistryError, Resolution, end_of_day
+from batchscore.models.registry import ModelRegistry, ModelVersion, RegistryError, Resolution, end_of_day
 from batchscore.settings import Settings, load_settings
-from batchscore.warehouse import open_warehouse
+from batchscore.storage.lake import Lake
+from batchscore.storage.warehouse import open_warehouse
+from batchscore.telemetry.alerts import send_alert
 from jobs.score import challenger_of_day
 
 BACKEND_ARTIFACT = {"xgboost": "model.ubj", "onnx": "model.onnx"}

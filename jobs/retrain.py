@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from batchscore.alerts import send_alert
-from batchscore.lake import Lake, write_bytes_atomic
-from batchscore.registry import AliasConflict, ModelRegistry, ModelVersion
+from batchscore.models.registry import AliasConflict, ModelRegistry, ModelVersion
 from batchscore.settings import PromotionSettings, Settings, load_settings
-from batchscore.warehouse import open_warehouse
+from batchscore.storage.lake import Lake, write_bytes_atomic
+from batchscore.storage.warehouse import open_warehouse
+from batchscore.telemetry.alerts import send_alert
 from features import load_feature_set
 from jobs.train import TrainingError, build_training_set, classification_metrics, segment_metrics
 
@@ -81,7 +81,7 @@ def train_challenger(
     run_id: str = "manual",
     spark: SparkSession | None = None,
 ) -> dict[str, Any]:
-    from batchscore.spark import get_spark
+    from batchscore.compute.spark import get_spark
     from jobs.train import train_and_register
 
     started = time.perf_counter()

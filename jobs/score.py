@@ -23,9 +23,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchscore.lake import Lake
-from batchscore.registry import ModelRegistry, ModelVersion, RegistryError
-from batchscore.scoring import (
+from batchscore.models.registry import ModelRegistry, ModelVersion, RegistryError
+from batchscore.models.scoring import (
     TASK_RESULT_DDL,
     ModelRef,
     ScoringError,
@@ -40,6 +39,7 @@ from batchscore.scoring import (
     threads_per_task,
 )
 from batchscore.settings import Settings, load_settings
+from batchscore.storage.lake import Lake
 from features import load_feature_set
 from jobs.build_features import partition_rows, read_manifest
 
@@ -175,7 +175,7 @@ def run(
     resolve_model), else the pipeline's `model.challenger_alias` as it stood on `run_date`;
     its scores go to their own lake partition.
     """
-    from batchscore.spark import get_spark, is_cluster
+    from batchscore.compute.spark import get_spark, is_cluster
 
     started = time.perf_counter()
     pipeline = settings.pipeline

@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 
 from batchscore.errors import PermanentFailure
-from batchscore.lake import Lake, partition_checksum
-from batchscore.registry import ModelRegistry, ModelVersion
+from batchscore.models.registry import ModelRegistry, ModelVersion
 from batchscore.settings import REPO_ROOT, Settings, load_settings
+from batchscore.storage.lake import Lake, partition_checksum
 from features import FeatureSet, compute_features, load_feature_set
 
 if TYPE_CHECKING:
@@ -326,7 +326,7 @@ def run(
 
     The first version of a model always becomes the champion: there is nothing to compare with.
     """
-    from batchscore.spark import get_spark
+    from batchscore.compute.spark import get_spark
 
     started = time.perf_counter()
     pipeline = settings.pipeline

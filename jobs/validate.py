@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batchscore.lake import Lake, PartitionError
 from batchscore.settings import Settings, ValidationSettings, load_settings
+from batchscore.storage.lake import Lake, PartitionError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -102,7 +102,7 @@ def run(
     model_version: int | None = None,
     spark: SparkSession | None = None,
 ) -> dict[str, Any]:
-    from batchscore.validation import load_suite, validate_spark, validate_table
+    from batchscore.quality.validation import load_suite, validate_spark, validate_table
 
     pipeline = settings.pipeline
     lake = Lake(settings.platform.lake_url)
@@ -125,7 +125,7 @@ def run(
             table = read_partition(lake, partition, footprint.files)
             outcome = validate_table(table, suite, workers=pipeline.validation.pandas_workers, **where)
         else:
-            from batchscore.spark import get_spark
+            from batchscore.compute.spark import get_spark
 
             spark = spark or get_spark(settings.platform)
             outcome = validate_spark(

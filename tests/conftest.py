@@ -24,8 +24,8 @@ def settings_env(tmp: Path, **extra: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def spark() -> Iterator[object]:
     """The one SparkSession of the test run (local mode, 2 cores)."""
+    from batchscore.compute.spark import get_spark
     from batchscore.settings import load_platform
-    from batchscore.spark import get_spark
 
     session = get_spark(load_platform({"BATCHSCORE_SPARK_MASTER": "local[2]"}), app_name="batchscore-tests")
     yield session

@@ -11,8 +11,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
-from batchscore.alerts import send_alert
 from batchscore.settings import REPO_ROOT, discover_pipelines
+from batchscore.telemetry.alerts import send_alert
 
 PROBE = r"""
 import json, sys
@@ -73,7 +73,7 @@ def test_schedule_retries_timeouts_and_alerts_come_from_the_pipeline_yaml(tmp_pa
             assert task["backoff"], f"{task_id}: retries back off exponentially"
             assert task["retry_delay_s"] == pipeline.schedule.retry_delay_s
             assert task["timeout_s"] == pipeline.schedule.execution_timeout_s
-            assert task["on_failure"] == ["batchscore.nightly_dag.record_failure"], task_id
+            assert task["on_failure"] == ["batchscore.orchestration.nightly_dag.record_failure"], task_id
             assert task["owner"] == pipeline.owner
 
 

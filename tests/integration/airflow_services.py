@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from batchscore.airflow_server import ADMIN_USER, passwords_file
+from batchscore.orchestration.airflow_server import ADMIN_USER, passwords_file
 from tests.conftest import settings_env
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"

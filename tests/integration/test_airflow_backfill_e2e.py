@@ -15,7 +15,7 @@ import duckdb
 import pytest
 import yaml
 
-from batchscore.airflow_server import start, stop
+from batchscore.orchestration.airflow_server import start, stop
 from batchscore.settings import REPO_ROOT, AirflowServerSettings
 from tests.conftest import settings_env
 from tests.integration.airflow_services import (

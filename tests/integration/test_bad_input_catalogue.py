@@ -17,11 +17,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from batchscore.lake import SUCCESS_MARKER, Lake, PartitionError
-from batchscore.seed import SeedSpec, customers_snapshot, write_partition
+from batchscore.examples.seed import SeedSpec, customers_snapshot, write_partition
+from batchscore.quality.validation import ValidationFailed
 from batchscore.settings import Settings, ValidationSettings, load_settings
-from batchscore.validation import ValidationFailed
-from batchscore.warehouse import ScoresSlice, open_warehouse
+from batchscore.storage.lake import SUCCESS_MARKER, Lake, PartitionError
+from batchscore.storage.warehouse import ScoresSlice, open_warehouse
 from jobs import validate
 from tests.conftest import settings_env
 
@@ -299,7 +299,7 @@ def test_the_spark_engine_gives_the_same_verdicts(settings, lake, spark):
 
 
 def test_a_run_without_a_logical_date_is_refused():
-    from batchscore.nightly_dag import run_date_of
+    from batchscore.orchestration.nightly_dag import run_date_of
 
     with pytest.raises(ValueError, match="this run has no logical date; batchscore never guesses the day"):
         run_date_of({"logical_date": None})

@@ -9,7 +9,7 @@ from datetime import date
 import duckdb
 import pytest
 
-from batchscore.airflow_server import log_tail, start, stop
+from batchscore.orchestration.airflow_server import log_tail, start, stop
 from batchscore.settings import AirflowServerSettings
 from tests.conftest import settings_env
 from tests.integration.airflow_services import (

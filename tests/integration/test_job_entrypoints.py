@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from batchscore.lake import Lake
-from batchscore.seed import SeedSpec, seed_lake
+from batchscore.examples.seed import SeedSpec, seed_lake
 from batchscore.settings import REPO_ROOT
+from batchscore.storage.lake import Lake
 from tests.conftest import settings_env
 
 pytestmark = pytest.mark.integration

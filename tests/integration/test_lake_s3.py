@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchscore.lake import SUCCESS_MARKER, ChecksumMismatch, Lake, PartitionError
-from batchscore.object_store import S3Store
 from batchscore.settings import load_platform
+from batchscore.storage.lake import SUCCESS_MARKER, ChecksumMismatch, Lake, PartitionError
+from batchscore.storage.object_store import S3Store
 from tests.s3_server import CREDENTIALS, create_bucket, moto_server, s3_client
 
 pytestmark = pytest.mark.integration
@@ -157,7 +157,7 @@ def test_a_rerun_replaces_the_remote_partition_without_stale_files(lake):
 
 
 def test_the_model_registry_is_mirrored_and_read_back_from_the_bucket(lake, tmp_path):
-    from batchscore.registry import ModelRegistry
+    from batchscore.models.registry import ModelRegistry
 
     artifacts = tmp_path / "artifacts"
     artifacts.mkdir()

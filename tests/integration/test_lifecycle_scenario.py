@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from batchscore import registry as registry_module
 from batchscore.cli import main as cli_main
-from batchscore.lake import Lake
-from batchscore.registry import ModelRegistry
-from batchscore.seed import SeedSpec, seed_lake
+from batchscore.examples.seed import SeedSpec, seed_lake
+from batchscore.models import registry as registry_module
+from batchscore.models.registry import ModelRegistry
 from batchscore.settings import REPO_ROOT, Settings, load_settings
-from batchscore.warehouse import open_warehouse
+from batchscore.storage.lake import Lake
+from batchscore.storage.warehouse import open_warehouse
 from tests.conftest import settings_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -106,7 +106,7 @@ def test_drift_retrain_promote_backfill_rollback(spark, tmp_path, monkeypatch):
         assert night["gate"]["decision"] == "pass", night["gate"]["reasons"]
 
     # Day X through the real nightly DAG: the gate fires and triggers the retrain DAG.
-    from batchscore.airflow_run import run_pipeline
+    from batchscore.orchestration.airflow_run import run_pipeline
 
     clock.set(DRIFT_FROM + timedelta(days=1), hour=1)
     outcome = run_pipeline(settings, DRIFT_FROM)

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from batchscore.airflow_server import admin_password, running
+from batchscore.orchestration.airflow_server import admin_password, running
 from batchscore.settings import REPO_ROOT
 from tests.integration.airflow_services import AirflowAPI
 

@@ -97,8 +97,8 @@ def test_two_days_then_a_rerun_publish_exactly_once(home):
 def test_a_bad_partition_stops_the_run_and_publishes_nothing(home):
     import pyarrow as pa
 
-    from batchscore.lake import Lake
-    from batchscore.seed import SeedSpec, customers_snapshot, write_partition
+    from batchscore.examples.seed import SeedSpec, customers_snapshot, write_partition
+    from batchscore.storage.lake import Lake
 
     table, _ = customers_snapshot(SeedSpec(rows=ROWS), BAD_DAY)
     ids = table["customer_id"].to_pylist()

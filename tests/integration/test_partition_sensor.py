@@ -16,9 +16,9 @@ import duckdb
 import pytest
 import yaml
 
-from batchscore.lake import Lake
-from batchscore.seed import SeedSpec, customers_snapshot, write_partition
+from batchscore.examples.seed import SeedSpec, customers_snapshot, write_partition
 from batchscore.settings import REPO_ROOT
+from batchscore.storage.lake import Lake
 from tests.conftest import settings_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -31,7 +31,7 @@ import json, os, sys, threading, time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from batchscore.airflow_run import airflow_environment, ensure_metadata_db, quiet_airflow_logs
+from batchscore.orchestration.airflow_run import airflow_environment, ensure_metadata_db, quiet_airflow_logs
 from batchscore.settings import load_settings
 
 day, land_late = date.fromisoformat(sys.argv[1]), sys.argv[2] == "late"
@@ -59,8 +59,8 @@ before = reschedules()
 
 def land_once_the_sensor_has_waited():
     # The upstream job lands the partition only after the sensor has poked and rescheduled.
-    from batchscore.lake import Lake
-    from batchscore.seed import SeedSpec, customers_snapshot, write_partition
+    from batchscore.storage.lake import Lake
+    from batchscore.examples.seed import SeedSpec, customers_snapshot, write_partition
 
     while reschedules() == before:
         time.sleep(0.2)

@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from batchscore.compute.spark import package_code
 from batchscore.settings import REPO_ROOT, load_settings
-from batchscore.spark import package_code
 from tests.conftest import settings_env
 from tests.integration.airflow_services import cli
 
@@ -152,8 +152,8 @@ def test_the_job_modules_run_unchanged_on_a_standalone_cluster(cluster, tmp_path
     # The cluster's scores are the model's own predictions for those features.
     import xgboost as xgb
 
-    from batchscore.lake import Lake
-    from batchscore.registry import ModelRegistry
+    from batchscore.models.registry import ModelRegistry
+    from batchscore.storage.lake import Lake
 
     version = ModelRegistry(Lake(settings.platform.lake_url), "churn_xgb").get(1)
     booster = xgb.Booster(model_file=str(version.artifact("model.ubj")))

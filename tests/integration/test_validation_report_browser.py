@@ -16,9 +16,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from batchscore.seed import SeedSpec, customers_snapshot
+from batchscore.examples.seed import SeedSpec, customers_snapshot
+from batchscore.quality.validation import OFFLINE_POLICY, ValidationFailed, load_suite, validate_table
 from batchscore.settings import REPO_ROOT
-from batchscore.validation import OFFLINE_POLICY, ValidationFailed, load_suite, validate_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

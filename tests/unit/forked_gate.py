@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from batchscore import validation
-from batchscore.validation import ValidationFailed
+from batchscore.quality import validation
+from batchscore.quality.validation import ValidationFailed
 from tests.unit.test_validation import broken, customers, run
 
 

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from batchscore.costs import costed, process_tree_cpu_seconds
+from batchscore.telemetry.costs import costed, process_tree_cpu_seconds
 
 
 def burn_in_child() -> dict[str, int]:

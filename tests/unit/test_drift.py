@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchscore.drift import (
+from batchscore.quality.drift import (
     compute_drift,
     deterministic_sample,
     is_drifted,

@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from batchscore.settings import DriftSettings
-from batchscore.warehouse import open_warehouse
+from batchscore.storage.warehouse import open_warehouse
 from jobs import gate
 
 DAY = date(2026, 11, 21)

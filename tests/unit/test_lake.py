@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchscore.lake import Lake, PartitionError, partition_checksum
+from batchscore.storage.lake import Lake, PartitionError, partition_checksum
 
 DAY = date(2026, 11, 21)
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from batchscore import registry as registry_module
 from batchscore.cli import main as cli_main
-from batchscore.lake import Lake
-from batchscore.registry import AliasConflict, ModelRegistry, RegistryError
+from batchscore.models import registry as registry_module
+from batchscore.models.registry import AliasConflict, ModelRegistry, RegistryError
 from batchscore.settings import REPO_ROOT, load_settings
-from batchscore.warehouse import open_warehouse
+from batchscore.storage.lake import Lake
+from batchscore.storage.warehouse import open_warehouse
 from jobs import resolve_model
 from tests.conftest import settings_env
 
@@ -122,8 +122,8 @@ def test_stale_compare_and_swap_is_refused(three_versions):
 
 RACER = """
 import sys, time
-from batchscore.lake import Lake
-from batchscore.registry import AliasConflict, ModelRegistry
+from batchscore.storage.lake import Lake
+from batchscore.models.registry import AliasConflict, ModelRegistry
 lake, target, start = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 registry = ModelRegistry(Lake(lake), "churn_xgb")
 expected = registry.aliases()["champion"]  # both racers read the same champion first

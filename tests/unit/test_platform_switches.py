@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from batchscore.airflow_server import async_db_url, server_environment
+from batchscore.orchestration.airflow_server import async_db_url, server_environment
 from batchscore.settings import ConfigError, load_airflow_server, load_platform
 
 

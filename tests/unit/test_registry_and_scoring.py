@@ -7,10 +7,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from batchscore import scoring
-from batchscore.lake import Lake
-from batchscore.registry import ModelRegistry, RegistryError
-from batchscore.scoring import ModelRef, ScoringError, choose_device, score_batches
+from batchscore.models import scoring
+from batchscore.models.registry import ModelRegistry, RegistryError
+from batchscore.models.scoring import ModelRef, ScoringError, choose_device, score_batches
+from batchscore.storage.lake import Lake
 from features.churn import FEATURE_SET
 from jobs.score import check_feature_set
 from jobs.train import export

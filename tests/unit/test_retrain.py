@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchscore.lake import Lake
-from batchscore.seed import SeedSpec, seed_lake
+from batchscore.examples.seed import SeedSpec, seed_lake
 from batchscore.settings import PromotionSettings
-from batchscore.warehouse import open_warehouse
+from batchscore.storage.lake import Lake
+from batchscore.storage.warehouse import open_warehouse
 from jobs import retrain
 from jobs.train import build_training_set, calibration_error
 

@@ -15,11 +15,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchscore import scoring
-from batchscore.lake import Lake, partition_checksum
-from batchscore.registry import ModelRegistry, RegistryError
-from batchscore.scoring import ModelRef, ScoringError, WorkItem, plan_work, score_batches, threads_per_task
+from batchscore.models import scoring
+from batchscore.models.registry import ModelRegistry, RegistryError
+from batchscore.models.scoring import (
+    ModelRef,
+    ScoringError,
+    WorkItem,
+    plan_work,
+    score_batches,
+    threads_per_task,
+)
 from batchscore.settings import Settings
+from batchscore.storage.lake import Lake, partition_checksum
 from features.churn import FEATURE_SET
 from jobs import publish
 from jobs import score as job

@@ -5,8 +5,8 @@ from datetime import date
 import numpy as np
 import pyarrow.parquet as pq
 
-from batchscore.lake import Lake
-from batchscore.seed import CUSTOMERS_SCHEMA, SeedSpec, customers_snapshot, seed_lake
+from batchscore.examples.seed import CUSTOMERS_SCHEMA, SeedSpec, customers_snapshot, seed_lake
+from batchscore.storage.lake import Lake
 
 DAY = date(2026, 11, 21)
 

@@ -103,7 +103,7 @@ def test_bad_warehouse_url_is_rejected():
 
 
 def test_missing_java_is_reported_with_the_fix(monkeypatch, tmp_path):
-    from batchscore.spark import JavaMissing, check_java
+    from batchscore.compute.spark import JavaMissing, check_java
 
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-java"))
     with pytest.raises(

@@ -8,16 +8,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from batchscore import validation
-from batchscore.seed import SeedSpec, customers_snapshot
-from batchscore.settings import REPO_ROOT
-from batchscore.validation import (
+from batchscore.examples.seed import SeedSpec, customers_snapshot
+from batchscore.quality import validation
+from batchscore.quality.validation import (
     SuiteError,
     ValidationFailed,
     contract_violations,
     load_suite,
     validate_table,
 )
+from batchscore.settings import REPO_ROOT
 
 SUITES = REPO_ROOT / "expectations" / "churn"
 HEADER = "validation FAILED: pipeline churn, dataset raw (raw), partition lake/raw/dt=2026-11-21"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from batchscore.warehouse import open_warehouse
+from batchscore.storage.warehouse import open_warehouse
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from batchscore.warehouse import open_warehouse
+from batchscore.storage.warehouse import open_warehouse
 from tests.warehouse.slices import target
 
 

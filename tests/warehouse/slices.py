@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batchscore.warehouse import ScoresSlice
+from batchscore.storage.warehouse import ScoresSlice
 
 DAY = date(2026, 11, 21)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from batchscore.settings import REPO_ROOT
-from batchscore.warehouse import DuckDBWarehouse, open_warehouse
+from batchscore.storage.warehouse import DuckDBWarehouse, open_warehouse
 from tests.warehouse.slices import scores_file, target
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from batchscore.warehouse import (
+from batchscore.storage.warehouse import (
     MIGRATIONS,
     AuditFailed,
     InvalidIdentifier,
@@ -19,9 +19,9 @@ from batchscore.warehouse import (
     open_warehouse,
     quoted,
 )
-from batchscore.warehouse.contract import duplicate_keys
-from batchscore.warehouse.duckdb_store import SharedScoresTable
-from batchscore.warehouse.pg_binary import key_order, key_score_rows
+from batchscore.storage.warehouse.contract import duplicate_keys
+from batchscore.storage.warehouse.duckdb_store import SharedScoresTable
+from batchscore.storage.warehouse.pg_binary import key_order, key_score_rows
 from tests.warehouse.slices import DAY, scores_file, target
 
 NEXT_DAY = date(2026, 11, 22)
@@ -129,7 +129,10 @@ def test_runs_drift_and_events_are_recorded(warehouse):
 def test_migration_3_keeps_existing_drift_metrics_and_adds_segments(warehouse_url, monkeypatch):
     """A warehouse created before segments keeps its drift metrics when migration 3 runs."""
     old = open_warehouse(warehouse_url)
-    for module in ("batchscore.warehouse.duckdb_store", "batchscore.warehouse.postgres_store"):
+    for module in (
+        "batchscore.storage.warehouse.duckdb_store",
+        "batchscore.storage.warehouse.postgres_store",
+    ):
         monkeypatch.setattr(f"{module}.MIGRATIONS", MIGRATIONS[:2])
     assert old.migrate() == [1, 2]
     with old.connect() as con:

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchscore.lake import SUCCESS_MARKER, Lake
 from batchscore.settings import load_settings
+from batchscore.storage.lake import SUCCESS_MARKER, Lake
 from jobs import publish
 from tests.conftest import settings_env
 from tests.warehouse.slices import DAY, scores_file
@@ -39,7 +39,7 @@ def test_publish_job_records_every_attempt_with_its_cost(warehouse_url, tmp_path
     assert result["rows"] == 3 and result["replaced_rows"] == 3
     assert "postgres@" not in result["warehouse"] or warehouse_url.startswith("postgresql://postgres@")
 
-    from batchscore.warehouse import open_warehouse
+    from batchscore.storage.warehouse import open_warehouse
 
     warehouse = open_warehouse(warehouse_url)
     assert warehouse.query("SELECT customer_id, score, run_id FROM scores_churn ORDER BY 1") == [

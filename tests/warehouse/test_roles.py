@@ -11,7 +11,7 @@ import pytest
 from psycopg import sql
 
 from batchscore.cli import main
-from batchscore.warehouse import MIGRATIONS, open_warehouse
+from batchscore.storage.warehouse import MIGRATIONS, open_warehouse
 from tests.warehouse.conftest import pg_admin
 from tests.warehouse.slices import scores_file, target
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from batchscore.nightly_dag import no_retry_for_permanent_failures, run_date_of
+from batchscore.orchestration.nightly_dag import no_retry_for_permanent_failures, run_date_of
 from batchscore.settings import PipelineSettings
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def build_retrain_dag(pipeline: PipelineSettings) -> DAG:
         )
         def wait_for_labels() -> PokeReturnValue:
             """Done when the label partition of the cut-off day has landed."""
-            from batchscore.lake import Lake
+            from batchscore.storage.lake import Lake
             from jobs.retrain import cutoff_date
 
             s = settings()

@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from batchscore.airflow_run import airflow_environment
+from batchscore.orchestration.airflow_run import airflow_environment
 from batchscore.settings import AirflowServerSettings, ConfigError, load_airflow_server, load_platform
 
 SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -268,7 +268,9 @@ def admin_password(home: Path) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m batchscore.airflow_server", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m batchscore.orchestration.airflow_server", description=__doc__
+    )
     parser.add_argument("action", choices=["start", "stop", "status"])
     parser.add_argument("--components", nargs="+", default=list(SERVICES), choices=SERVICES)
     args = parser.parse_args(argv)

@@ -65,16 +65,16 @@ def no_retry_for_permanent_failures() -> Iterator[None]:
 
 def costed(run: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """A stage's result plus the CPU seconds its process tree spent (the run's cost, in scoring_runs)."""
-    from batchscore.costs import costed as measure
+    from batchscore.telemetry.costs import costed as measure
 
     return measure(run, *args, **kwargs)
 
 
 def record_failure(context: Any) -> None:
     """Failure callback: keep the failed attempt in `scoring_runs` and alert."""
-    from batchscore.alerts import send_alert
     from batchscore.settings import load_settings
-    from batchscore.warehouse import RunRecord, open_warehouse
+    from batchscore.storage.warehouse import RunRecord, open_warehouse
+    from batchscore.telemetry.alerts import send_alert
 
     ti = context["ti"]
     pipeline_name = context["dag"].dag_id.removeprefix("batchscore_")
@@ -178,7 +178,7 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
         )
         def wait_for_partition() -> PokeReturnValue:
             """Done when the day's raw partition carries its _SUCCESS marker; never falls back."""
-            from batchscore.lake import Lake
+            from batchscore.storage.lake import Lake
 
             s = settings()
             lake = Lake(s.platform.lake_url, s.platform)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchscore.errors import PermanentFailure
-from batchscore.warehouse.contract import (
+from batchscore.storage.warehouse.contract import (
     MIGRATIONS,
     PausePoint,
     RunRecord,

@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
-from batchscore.warehouse.contract import (
+from batchscore.storage.warehouse.contract import (
     MIGRATIONS,
     PausePoint,
     RunRecord,
@@ -46,8 +46,8 @@ from batchscore.warehouse.contract import (
     read_scores,
     validate_identifier,
 )
-from batchscore.warehouse.duckdb_store import drift_row, evidence_json
-from batchscore.warehouse.pg_binary import key_order, key_score_rows
+from batchscore.storage.warehouse.duckdb_store import drift_row, evidence_json
+from batchscore.storage.warehouse.pg_binary import key_order, key_score_rows
 
 COPY_CHUNK_BYTES = 8 << 20
 SWAP_LOCK_TIMEOUT = "60s"  # waiting longer for readers to let go of the table fails the attempt loudly

@@ -35,8 +35,8 @@ def progress(message: str) -> None:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from batchscore.lake import Lake
-    from batchscore.seed import SeedSpec, seed_lake
+    from batchscore.examples.seed import SeedSpec, seed_lake
+    from batchscore.storage.lake import Lake
 
     platform = load_platform()
     spec = SeedSpec(
@@ -54,8 +54,8 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from batchscore.lake import Lake
-    from batchscore.registry import ModelRegistry
+    from batchscore.models.registry import ModelRegistry
+    from batchscore.storage.lake import Lake
 
     settings = load_settings(args.pipeline)
     registry = ModelRegistry(Lake(settings.platform.lake_url), settings.pipeline.model.name)
@@ -80,7 +80,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from batchscore.airflow_run import run_pipeline
+    from batchscore.orchestration.airflow_run import run_pipeline
 
     settings = load_settings(args.pipeline)
     print(f"Running DAG {settings.pipeline.dag_id} for {args.date} through Airflow (dag.test)...")
@@ -144,7 +144,7 @@ def _print_summary(settings: Any, run_date: date, outcome: dict[str, Any]) -> No
 
 def _recorded_errors(settings: Any, run_id: str) -> dict[str, str]:
     """The latest recorded error per task of a run, as the failure callback stored it."""
-    from batchscore.warehouse import open_warehouse
+    from batchscore.storage.warehouse import open_warehouse
 
     rows = open_warehouse(settings.platform.warehouse_url).query(
         "SELECT error FROM scoring_runs WHERE run_id = ? AND status = 'failed' ORDER BY recorded_at", [run_id]
@@ -168,7 +168,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_warehouse_migrate(args: argparse.Namespace) -> int:
-    from batchscore.warehouse import open_warehouse
+    from batchscore.storage.warehouse import open_warehouse
 
     platform = load_platform()
     applied = open_warehouse(platform.warehouse_url).migrate()
@@ -177,8 +177,8 @@ def cmd_warehouse_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_warehouse_init_roles(args: argparse.Namespace) -> int:
-    from batchscore.warehouse import InvalidIdentifier, open_warehouse
-    from batchscore.warehouse.postgres_store import PostgresWarehouse
+    from batchscore.storage.warehouse import InvalidIdentifier, open_warehouse
+    from batchscore.storage.warehouse.postgres_store import PostgresWarehouse
 
     platform = load_platform()
     warehouse = open_warehouse(platform.warehouse_url)
@@ -207,8 +207,8 @@ def cmd_pipelines(args: argparse.Namespace) -> int:
 
 
 def _registry(pipeline: str) -> tuple[Any, Any]:
-    from batchscore.lake import Lake
-    from batchscore.registry import ModelRegistry
+    from batchscore.models.registry import ModelRegistry
+    from batchscore.storage.lake import Lake
 
     settings = load_settings(pipeline)
     return settings, ModelRegistry(Lake(settings.platform.lake_url), settings.pipeline.model.name)
@@ -243,7 +243,7 @@ def _version_row(version: Any, aliases: dict[str, int]) -> dict[str, Any]:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """`batchscore models list|show|promote|rollback|history`."""
-    from batchscore.registry import RegistryError
+    from batchscore.models.registry import RegistryError
 
     settings, registry = _registry(args.pipeline)
     alias = args.alias or settings.pipeline.model.alias
@@ -260,7 +260,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def _models_action(args: argparse.Namespace, settings: Any, registry: Any, alias: str) -> Any:
     from datetime import UTC, datetime
 
-    from batchscore.warehouse import open_warehouse
+    from batchscore.storage.warehouse import open_warehouse
 
     action, quiet = args.models_command, args.json
     if action == "list":

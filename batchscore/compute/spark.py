@@ -10,13 +10,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from batchscore.settings import REPO_ROOT
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from batchscore.settings import PlatformSettings
 
 MIN_JAVA = 17
-LOG4J_CONFIG = Path(__file__).resolve().parent.parent / "infra" / "spark" / "log4j2.properties"
+LOG4J_CONFIG = REPO_ROOT / "infra" / "spark" / "log4j2.properties"
 
 
 class JavaMissing(RuntimeError):
@@ -53,7 +55,7 @@ def package_code(target: Path) -> Path:
     """Zip the importable code (batchscore, jobs, features) for executors, as `make package` does."""
     import zipfile
 
-    root = Path(__file__).resolve().parent.parent
+    root = REPO_ROOT
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:

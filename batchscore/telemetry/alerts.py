@@ -7,7 +7,7 @@ import logging
 import urllib.request
 from typing import Any
 
-log = logging.getLogger("batchscore.alerts")
+log = logging.getLogger("batchscore.telemetry.alerts")
 
 
 def send_alert(webhook: str | None, subject: str, details: dict[str, Any]) -> bool:

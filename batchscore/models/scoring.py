@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from batchscore.errors import PermanentFailure
-from batchscore.lake import file_sha256
+from batchscore.storage.lake import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchscore.errors import PermanentFailure
-from batchscore.lake import write_bytes_atomic
+from batchscore.storage.lake import write_bytes_atomic
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from batchscore.errors import PermanentFailure
-from batchscore.lake import Lake, file_sha256, write_bytes_atomic
+from batchscore.storage.lake import Lake, file_sha256, write_bytes_atomic
 
 
 class RegistryError(PermanentFailure, RuntimeError):

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 from batchscore.errors import PermanentFailure
 
 if TYPE_CHECKING:
-    from batchscore.object_store import S3Store
     from batchscore.settings import PlatformSettings
+    from batchscore.storage.object_store import S3Store
 
 SUCCESS_MARKER = "_SUCCESS"
 
@@ -59,8 +59,8 @@ class Lake:
         self.url = url
         self.store: S3Store | None = None
         if url.startswith("s3://"):
-            from batchscore.object_store import S3Store
             from batchscore.settings import load_platform
+            from batchscore.storage.object_store import S3Store
 
             platform = platform or load_platform()
             bucket, _, prefix = url.removeprefix("s3://").partition("/")
@@ -231,7 +231,7 @@ def _private(relative: Path) -> bool:
 
 
 def _md5(path: Path) -> str:
-    from batchscore.object_store import file_md5
+    from batchscore.storage.object_store import file_md5
 
     return file_md5(path)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from batchscore.warehouse.contract import (
+from batchscore.storage.warehouse.contract import (
     MIGRATIONS,
     AuditFailed,
     InvalidIdentifier,
@@ -23,10 +23,10 @@ from batchscore.warehouse.contract import (
     quoted,
     validate_identifier,
 )
-from batchscore.warehouse.duckdb_store import DuckDBWarehouse
+from batchscore.storage.warehouse.duckdb_store import DuckDBWarehouse
 
 if TYPE_CHECKING:
-    from batchscore.warehouse.postgres_store import PostgresWarehouse
+    from batchscore.storage.warehouse.postgres_store import PostgresWarehouse
 
     Warehouse = DuckDBWarehouse | PostgresWarehouse
 
@@ -51,7 +51,7 @@ def open_warehouse(url: str) -> Warehouse:
     if url.startswith("duckdb://"):
         return DuckDBWarehouse(url)
     if url.startswith(("postgresql://", "postgres://")):
-        from batchscore.warehouse.postgres_store import PostgresWarehouse
+        from batchscore.storage.warehouse.postgres_store import PostgresWarehouse
 
         return PostgresWarehouse(url)
     raise UnsupportedWarehouse(f"warehouse URL {url!r}: expected duckdb:///path or postgresql://...")

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batchscore.lake import Lake
+from batchscore.storage.lake import Lake
 
 log = logging.getLogger(__name__)
 
