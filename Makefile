@@ -15,7 +15,7 @@ export AIRFLOW_HOME ?= $(CURDIR)/var/airflow
 
 AIRFLOW_PORT ?= 8080
 
-.PHONY: setup demo test test-unit lint format clean package airflow airflow-stop airflow-status
+.PHONY: setup demo test test-fast test-unit test-deps services browser lint format clean package airflow airflow-stop airflow-status
 
 setup: $(STAMP)
 
@@ -37,11 +37,28 @@ demo: setup
 	@echo "== 3/3 run the nightly DAG for $(DEMO_DATE) through Airflow"
 	$(BIN)/batchscore run --pipeline $(PIPELINE) --date $(DEMO_DATE)
 
-test: setup
+# `make test` is the one test command (CI's .ci/run calls it): it sets up the virtualenv,
+# installs the browser and starts the services when they are missing, lints, runs everything.
+test: setup test-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The loop while developing: unit and warehouse tests (local Spark, DuckDB, PostgreSQL);
+# no Airflow DagRuns, no browsers, no Spark cluster.
+FAST_TESTS := tests/unit tests/warehouse
+test-fast: setup services
+	$(BIN)/python -m pytest $(FAST_TESTS) -m "not e2e and not browser" $(PYTEST_ARGS)
+
+# No service at all: what runs without PostgreSQL, Airflow or a browser.
 test-unit: setup
 	$(BIN)/python -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+test-deps: services browser
+
+services:
+	@bash infra/ci/ensure_services.sh
+
+browser:
+	@bash infra/ci/ensure_browser.sh
 
 lint: setup
 	$(BIN)/ruff check .

@@ -97,7 +97,8 @@ def run_limit(files: list[Path], model: Path, out: Path) -> int:
     """The in-process limit: pyarrow read, one matrix, inplace_predict on all cores, Parquet write."""
     import xgboost as xgb
 
-    from batchscore.models.scoring import feature_matrix, scores_batch
+    from batchscore.models.inference import feature_matrix
+    from batchscore.models.scoring import scores_batch
 
     booster = xgb.Booster(model_file=str(model))
     booster.set_param({"nthread": os.cpu_count() or 1})
@@ -116,7 +117,7 @@ def run_limit(files: list[Path], model: Path, out: Path) -> int:
 
 def run_batchscore(spark: Any, lake: Any, files: list[Path], rows: int, model: Path) -> int:
     """The score stage's code path (plan, Spark tasks, commit) on the same files."""
-    from batchscore.models.scoring import ModelRef
+    from batchscore.models.inference import ModelRef
     from batchscore.storage.lake import file_sha256
     from jobs.score import score_partition
 
@@ -225,7 +226,8 @@ def bench_cpu(rows: int, repeats: int, files: int, row_group_rows: int, workdir:
 
 def bench_cuda(sizes: list[int], repeats: int, workdir: Path) -> dict[str, Any]:
     """GPU figures without Spark: host Arrow -> device end to end, device-resident, naive host numpy."""
-    from batchscore.models.scoring import ScoringError, resolve_device, score_arrow_batches_gpu
+    from batchscore.models.devices import resolve_device, score_arrow_batches_gpu
+    from batchscore.models.inference import ScoringError
 
     device = resolve_device("cuda", "xgboost")  # fails clearly without a usable GPU
     try:

@@ -37,6 +37,8 @@ def current_frame(lake: Lake, settings: Settings, run_date: date, model_version:
 
 
 def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any]:
+    """Drift of the day's features and scores against the model's reference: statistics to the
+    warehouse, the Evidently report to the lake, and the evidence the gate decides on."""
     from batchscore.quality.drift import compute_drift, deterministic_sample, write_drift_report
 
     started = time.perf_counter()
@@ -74,19 +76,8 @@ def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any
         thresholds=thresholds,
     )
     lake.push_tree(lake.reports_dir("drift", pipeline.name, run_date))
-    rows = [
-        {
-            "segment": f.segment,
-            "feature": f.feature,
-            "method": f.method,
-            "statistic": f.statistic,
-            "threshold": f.threshold,
-            "drifted": f.drifted,
-        }
-        for f in result.all_metrics()
-    ]
     open_warehouse(settings.platform.warehouse_url).replace_drift_metrics(
-        pipeline.name, run_date, model_version, rows
+        pipeline.name, run_date, model_version, metric_rows(result)
     )
     return {
         "stage": "drift",
@@ -97,6 +88,21 @@ def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any
         "drift_seconds": round(result.seconds, 3),
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def metric_rows(result: DriftResult) -> list[dict[str, Any]]:
+    """One `drift_metrics` row per (segment, column): the statistic, its threshold, the verdict."""
+    return [
+        {
+            "segment": f.segment,
+            "feature": f.feature,
+            "method": f.method,
+            "statistic": f.statistic,
+            "threshold": f.threshold,
+            "drifted": f.drifted,
+        }
+        for f in result.all_metrics()
+    ]
 
 
 def summarize(result: DriftResult) -> dict[str, Any]:

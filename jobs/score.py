@@ -23,16 +23,15 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from batchscore.models.devices import resolve_device
+from batchscore.models.inference import ModelRef, ScoringError
 from batchscore.models.registry import ModelRegistry, ModelVersion, RegistryError
 from batchscore.models.scoring import (
     TASK_RESULT_DDL,
-    ModelRef,
-    ScoringError,
     ScoringPass,
     WorkItem,
     output_schema,
     plan_work,
-    resolve_device,
     score_work_items,
     ship_model,
     task_count,
@@ -161,6 +160,22 @@ def commit_task_outputs(
     return rows
 
 
+def prepared_refs(
+    settings: Settings, spark: SparkSession, versions: Sequence[ModelVersion]
+) -> tuple[ModelRef, ...]:
+    """Checked model references, shipped to the executors when Spark runs on a cluster."""
+    from batchscore.compute.spark import is_cluster
+
+    refs = tuple(model_ref(settings, v) for v in versions)
+    if str(spark.sparkContext.master).startswith("local"):
+        # The driver is the worker: fail before launching tasks when `cuda` cannot be met.
+        for ref in refs:
+            resolve_device(ref.device, ref.backend, ref.artifact_path)
+    if is_cluster(spark.sparkContext.master or "local"):
+        refs = tuple(ship_model(spark, ref, settings.platform.home / "var" / "spark-ship") for ref in refs)
+    return refs
+
+
 def run(
     settings: Settings,
     run_date: date,
@@ -175,7 +190,7 @@ def run(
     resolve_model), else the pipeline's `model.challenger_alias` as it stood on `run_date`;
     its scores go to their own lake partition.
     """
-    from batchscore.compute.spark import get_spark, is_cluster
+    from batchscore.compute.spark import get_spark
 
     started = time.perf_counter()
     pipeline = settings.pipeline
@@ -190,14 +205,8 @@ def run(
     if challenger_version is None and not challenger_pinned:
         challenger_version = challenger_of_day(settings, registry, run_date)
     challenger = resolve_challenger(registry, challenger_version, model_version, manifest, code_hash)
-    refs = tuple(model_ref(settings, v) for v in (version, challenger) if v is not None)
     spark = spark or get_spark(settings.platform)
-    if str(spark.sparkContext.master).startswith("local"):
-        # The driver is the worker: fail before launching tasks when `cuda` cannot be met.
-        for ref in refs:
-            resolve_device(ref.device, ref.backend, ref.artifact_path)
-    if is_cluster(spark.sparkContext.master or "local"):
-        refs = tuple(ship_model(spark, ref, settings.platform.home / "var" / "spark-ship") for ref in refs)
+    refs = prepared_refs(settings, spark, [v for v in (version, challenger) if v is not None])
 
     finals = {ref.version: lake.scores_partition(pipeline.name, ref.version, run_date) for ref in refs}
     scored = score_partition(
@@ -211,8 +220,20 @@ def run(
         run_date,
         pipeline.inference.batch_rows,
     )
+    return stage_result(scored, manifest, finals, refs, challenger, time.perf_counter() - started)
+
+
+def stage_result(
+    scored: dict[str, Any],
+    manifest: dict[str, Any],
+    finals: dict[int, Path],
+    refs: Sequence[ModelRef],
+    challenger: ModelVersion | None,
+    seconds: float,
+) -> dict[str, Any]:
+    """The score stage's XCom: rows, where they went, the devices and tasks that scored them."""
     rows, reports = scored["rows"], scored["reports"]
-    seconds = time.perf_counter() - started
+    model_version = refs[0].version
     devices = sorted({str(r["device"]) for r in reports if r["model_version"] == model_version})
     result: dict[str, Any] = {
         "stage": "score",

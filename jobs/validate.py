@@ -102,7 +102,8 @@ def run(
     model_version: int | None = None,
     spark: SparkSession | None = None,
 ) -> dict[str, Any]:
-    from batchscore.quality.validation import load_suite, validate_spark, validate_table
+    from batchscore.quality.suites import load_suite
+    from batchscore.quality.validation import validate_spark, validate_table
 
     pipeline = settings.pipeline
     lake = Lake(settings.platform.lake_url)

@@ -73,7 +73,7 @@ def test_schedule_retries_timeouts_and_alerts_come_from_the_pipeline_yaml(tmp_pa
             assert task["backoff"], f"{task_id}: retries back off exponentially"
             assert task["retry_delay_s"] == pipeline.schedule.retry_delay_s
             assert task["timeout_s"] == pipeline.schedule.execution_timeout_s
-            assert task["on_failure"] == ["batchscore.orchestration.nightly_dag.record_failure"], task_id
+            assert task["on_failure"] == ["batchscore.orchestration.task_support.record_failure"], task_id
             assert task["owner"] == pipeline.owner
 
 

@@ -23,100 +23,27 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from batchscore.errors import PermanentFailure
+from batchscore.models.devices import resolve_device, stage_and_score_gpu
+from batchscore.models.inference import (
+    GPU_BATCH_ROWS,
+    ModelRef,
+    OnnxScorer,
+    Scorer,
+    ScoringError,
+    XGBoostScorer,
+    feature_matrix,
+)
 from batchscore.storage.lake import file_sha256
 
 log = logging.getLogger(__name__)
 
 SCORE_COLUMN = "score"
-GPU_BATCH_ROWS = 1 << 20
 TASK_RESULT_DDL = "item long, model_version long, file string, rows long, pid long, loads long, device string"
-
-
-class ScoringError(PermanentFailure, RuntimeError):
-    """The model cannot score these features (wrong feature set, bad artifact, no device)."""
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """Everything an executor needs to load and check a model; small and picklable.
-
-    `device` is what the pipeline asked for (`auto`, `cpu`, `cuda`); each worker resolves
-    it against the hardware it runs on.
-    """
-
-    model: str
-    version: int
-    backend: str
-    artifact_path: str
-    sha256: str
-    feature_names: tuple[str, ...]
-    device: str = "cpu"
-
-
-class Scorer(Protocol):
-    device: str
-
-    def predict(self, matrix: np.ndarray, threads: int) -> np.ndarray: ...
-
-
-class XGBoostScorer:
-    """XGBoost native booster (UBJ/JSON); `inplace_predict` avoids building a DMatrix."""
-
-    def __init__(self, path: str, device: str):
-        import xgboost as xgb
-
-        self.device = device
-        self.booster = xgb.Booster()
-        self.booster.load_model(path)
-        self.booster.set_param({"device": device})
-        self._threads = 0
-
-    def predict(self, matrix: np.ndarray, threads: int) -> np.ndarray:
-        if threads != self._threads:
-            self.booster.set_param({"nthread": threads})
-            self._threads = threads
-        scores = self.booster.inplace_predict(matrix, validate_features=False)
-        if not isinstance(scores, np.ndarray):  # a cupy array when the input was on the device
-            scores = scores.get()
-        return np.asarray(scores, dtype=np.float64)
-
-
-class OnnxScorer:
-    """ONNX Runtime session; takes the positive-class column of the probabilities output.
-
-    On `cuda` the session uses ORT's CUDA execution provider. ORT implements the
-    TreeEnsemble operators for the CPU only: a tree model converted to ONNX runs on the CPU
-    even with the CUDA provider, so GPU scoring of trees goes through XGBoost's predictor.
-    """
-
-    def __init__(self, path: str, device: str, threads: int = 0):
-        import onnxruntime as ort
-
-        self.device = device
-        providers: list[Any] = ["CPUExecutionProvider"]
-        if device.startswith("cuda"):
-            device_id = int(device.partition(":")[2] or 0)
-            providers.insert(0, ("CUDAExecutionProvider", {"device_id": device_id}))
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(path, options, providers=providers)
-        self.input_name = self.session.get_inputs()[0].name
-        outputs = [o.name for o in self.session.get_outputs()]
-        self.output_name = "probabilities" if "probabilities" in outputs else outputs[-1]
-
-    def predict(self, matrix: np.ndarray, threads: int) -> np.ndarray:
-        (probabilities,) = self.session.run([self.output_name], {self.input_name: matrix})
-        probabilities = np.asarray(probabilities)
-        if probabilities.ndim == 2:
-            probabilities = probabilities[:, -1]
-        return probabilities.astype(np.float64)
 
 
 _SCORERS: dict[tuple[str, str, str], Scorer] = {}
@@ -175,29 +102,6 @@ def load_scorer(ref: ModelRef, threads: int = 0) -> Scorer:
             "loaded %s v%s (%s on %s) in pid %s", ref.model, ref.version, ref.backend, device, os.getpid()
         )
     return scorer
-
-
-def feature_matrix(
-    batch: pa.RecordBatch | pa.Table, names: Sequence[str], out: np.ndarray | None = None
-) -> np.ndarray:
-    """A C-ordered float32 matrix of the named columns, filled column by column from the
-    Arrow buffers (one copy, no intermediate arrays); nulls become NaN (XGBoost's missing).
-
-    `out`, when given, is filled in place (for instance a pinned host buffer for the GPU).
-    """
-    rows = batch.num_rows
-    matrix = np.empty((rows, len(names)), dtype=np.float32) if out is None else out[:rows]
-    for j, name in enumerate(names):
-        column = batch.column(name)
-        if column.null_count:
-            column = column.fill_null(float("nan"))
-        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-        start = 0
-        for chunk in chunks:
-            end = start + len(chunk)
-            matrix[start:end, j] = chunk.to_numpy(zero_copy_only=False)
-            start = end
-    return matrix
 
 
 def output_schema(entity_key: str) -> pa.Schema:
@@ -424,186 +328,3 @@ def _task_result_schema() -> pa.Schema:
 
 def with_device(refs: Iterable[ModelRef], device: str) -> tuple[ModelRef, ...]:
     return tuple(replace(ref, device=device) for ref in refs)
-
-
-# ---------------------------------------------------------------------------------------
-# Device choice
-
-
-def spark_task_gpus() -> list[str]:
-    """GPU addresses Spark assigned to the running task (`spark.task.resource.gpu.amount`)."""
-    try:
-        from pyspark import TaskContext
-    except ImportError:
-        return []
-    context = TaskContext.get()
-    if context is None:
-        return []
-    gpu = context.resources().get("gpu")
-    return list(gpu.addresses) if gpu is not None else []
-
-
-def visible_cuda_devices() -> list[str]:
-    """CUDA devices this process may use: CUDA_VISIBLE_DEVICES's ordinals, else /dev/nvidiaN."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        entries = [v.strip() for v in visible.split(",") if v.strip() and v.strip() != "-1"]
-        return [str(n) for n in range(len(entries))]
-    return sorted(
-        (p.name.removeprefix("nvidia") for p in Path("/dev").glob("nvidia[0-9]*")), key=lambda s: int(s)
-    )
-
-
-def backend_gpu_support(backend: str) -> tuple[bool, str]:
-    """Whether the backend's installed build can run on a CUDA device, and why not."""
-    if backend == "xgboost":
-        import xgboost as xgb
-
-        if not xgb.build_info().get("USE_CUDA", False):
-            return False, "this xgboost build has no CUDA support"
-        return True, "xgboost built with CUDA"
-    import onnxruntime as ort
-
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        return False, "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)"
-    return True, "onnxruntime CUDAExecutionProvider available"
-
-
-def onnx_is_tree_ensemble(path: str) -> bool:
-    """Whether an ONNX graph holds TreeEnsemble operators (which ORT runs on the CPU only)."""
-    import onnx
-
-    graph = onnx.load(path, load_external_data=False).graph
-    return any(node.op_type.startswith("TreeEnsemble") for node in graph.node)
-
-
-def gpu_available(backend: str = "xgboost") -> bool:
-    """Whether this process sees a GPU that the backend can use."""
-    return bool(spark_task_gpus() or visible_cuda_devices()) and backend_gpu_support(backend)[0]
-
-
-def resolve_device(requested: str, backend: str, artifact_path: str | None = None) -> str:
-    """`cpu`, or `cuda:<ordinal>` of the GPU this worker should use.
-
-    `auto` takes the GPU Spark assigned to the task, else the first visible CUDA device,
-    when the backend can use it; otherwise the CPU, logging why. `cuda` without a usable
-    GPU raises a ScoringError that says what is missing.
-    """
-    if requested == "cpu":
-        return "cpu"
-    task_gpus = spark_task_gpus()
-    devices = task_gpus or visible_cuda_devices()
-    supported, why = backend_gpu_support(backend)
-    if requested.startswith("cuda:"):
-        devices = [requested.partition(":")[2]]
-    if not devices or not supported:
-        reason = "no GPU assigned to this Spark task and no CUDA device visible" if not devices else why
-        if requested == "auto":
-            log.info("inference device auto -> cpu (%s)", reason)
-            return "cpu"
-        raise ScoringError(
-            f"inference.device is '{requested}' but there is no usable GPU for the {backend} backend: {reason}"
-        )
-    device = f"cuda:{devices[0]}"
-    if backend == "onnx" and artifact_path and onnx_is_tree_ensemble(artifact_path):
-        if requested == "auto":
-            log.info(
-                "inference device auto -> cpu: ONNX Runtime runs TreeEnsemble operators on the CPU "
-                "only; use backend xgboost for GPU scoring of trees"
-            )
-            return "cpu"
-        log.warning("ONNX TreeEnsemble operators run on the CPU even with the CUDA execution provider")
-    source = "Spark task resource" if task_gpus else "visible CUDA device"
-    if requested == "auto":
-        log.info("inference device auto -> %s (%s, %s)", device, source, why)
-    return device
-
-
-def choose_device(requested: str, backend: str, artifact_path: str | None = None) -> str:
-    """`cpu` or `cuda` for this process; `cuda` without a usable GPU fails clearly."""
-    return resolve_device(requested, backend, artifact_path).partition(":")[0]
-
-
-# ---------------------------------------------------------------------------------------
-# GPU: XGBoost on device-resident batches
-
-
-def score_arrow_batches_gpu(
-    batches: Iterable[pa.RecordBatch | pa.Table],
-    booster: Any,
-    feature_names: Sequence[str],
-    *,
-    max_rows: int = GPU_BATCH_ROWS,
-    depth: int = 2,
-    device_id: int = 0,
-) -> Iterator[np.ndarray]:
-    """Score Arrow batches with an XGBoost booster on a CUDA device; yields host float32 scores.
-
-    Handing numpy host arrays to a CUDA booster makes XGBoost copy each one to the device
-    synchronously (measured: 3.5M rows/s on an H100, against 140M rows/s for device-resident
-    input). Here each batch is written straight from its Arrow columns into a pinned
-    (page-locked) host buffer and copied to a device buffer asynchronously on its own CUDA
-    stream, so one batch's copy is in flight while the previous one is predicted (`depth`
-    buffer slots rotate). Batches longer than `max_rows` are split.
-    """
-    staged = stage_and_score_gpu(
-        batches, [booster], feature_names, max_rows=max_rows, depth=depth, device_id=device_id
-    )
-    for _, (scores,) in staged:
-        yield scores
-
-
-def stage_and_score_gpu(
-    batches: Iterable[pa.RecordBatch | pa.Table],
-    boosters: Sequence[Any],
-    feature_names: Sequence[str],
-    *,
-    max_rows: int = GPU_BATCH_ROWS,
-    depth: int = 2,
-    device_id: int = 0,
-) -> Iterator[tuple[pa.RecordBatch | pa.Table, list[np.ndarray]]]:
-    """Stage each batch on the device once and score it with every booster (champion, challenger).
-
-    Yields (batch, scores per booster), in input order. Pinned host buffer -> async copy on
-    the slot's stream -> predict when the copy is done; the copy of batch i+1 is issued
-    before batch i is predicted.
-    """
-    import cupy as cp
-    import cupyx
-
-    with cp.cuda.Device(device_id) as gpu:
-        for booster in boosters:
-            booster.set_param({"device": f"cuda:{device_id}"})
-        width = len(feature_names)
-        pinned = [cupyx.empty_pinned((max_rows, width), dtype=np.float32) for _ in range(depth)]
-        on_device = [cp.empty((max_rows, width), dtype=cp.float32) for _ in range(depth)]
-        streams = [cp.cuda.Stream(non_blocking=True) for _ in range(depth)]
-        in_flight: list[tuple[int, pa.RecordBatch | pa.Table]] = []  # copies issued, oldest first
-
-        def finish() -> tuple[pa.RecordBatch | pa.Table, list[np.ndarray]]:
-            slot, batch = in_flight.pop(0)
-            streams[slot].synchronize()  # this slot's host-to-device copy is done
-            matrix = on_device[slot][: batch.num_rows]
-            predictions = [b.inplace_predict(matrix, validate_features=False) for b in boosters]
-            gpu.synchronize()  # predictions done: the slot's buffers may be reused
-            return batch, [np.asarray(cp.asnumpy(p), dtype=np.float32) for p in predictions]
-
-        slot = 0
-        for batch in _split(batches, max_rows):
-            if len(in_flight) == depth:
-                yield finish()
-            rows = batch.num_rows
-            feature_matrix(batch, feature_names, out=pinned[slot])
-            on_device[slot][:rows].set(pinned[slot][:rows], stream=streams[slot])
-            in_flight.append((slot, batch))
-            slot = (slot + 1) % depth
-        while in_flight:
-            yield finish()
-
-
-def _split(
-    batches: Iterable[pa.RecordBatch | pa.Table], max_rows: int
-) -> Iterator[pa.RecordBatch | pa.Table]:
-    for batch in batches:
-        for start in range(0, batch.num_rows, max_rows):
-            yield batch.slice(start, max_rows)

@@ -1,22 +1,20 @@
-"""Builds the retrain DAG of one pipeline. Wiring only: every task calls `jobs.retrain`.
+"""Builds the retrain DAG of one pipeline: a list of tasks and their wiring.
 
 Triggered by the nightly DAG's drift gate (conf: `{"evidence": <the gate's result>}`) or by
-hand (UI or `airflow dags trigger`, optionally with the `drift_from` param). Parsing reads
-no data and imports no Spark, XGBoost or Evidently.
+hand (UI or `airflow dags trigger`, optionally with the `drift_from` param). The task bodies
+live in `retrain_tasks`. Parsing reads no data and imports no Spark, XGBoost or Evidently.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from batchscore.orchestration.nightly_dag import no_retry_for_permanent_failures, run_date_of
+from batchscore.orchestration import retrain_tasks as t
 from batchscore.settings import PipelineSettings
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
-
-    from batchscore.settings import Settings
 
 DOC = """
 ### batchscore retraining: `{name}`
@@ -32,50 +30,35 @@ Triggered by the nightly drift gate with its evidence as conf, or by hand.
 """
 
 
-def drift_from_of(context: Any) -> date | None:
-    """The drift day: the `drift_from` param, else the triggering gate's run date, else None."""
-    params = context["params"]
-    if params.get("drift_from"):
-        return date.fromisoformat(str(params["drift_from"]))
-    evidence = (context["dag_run"].conf or {}).get("evidence") or {}
-    return date.fromisoformat(evidence["run_date"]) if evidence.get("run_date") else None
+def dag_arguments(pipeline: PipelineSettings) -> dict[str, Any]:
+    """The retrain DAG's triggers-only schedule, retry policy, docs and params."""
+    from airflow.sdk import Param
 
-
-def build_retrain_dag(pipeline: PipelineSettings) -> DAG:
-    from airflow.sdk import DAG, Param, PokeReturnValue, get_current_context, task
-
-    name = pipeline.name
     schedule = pipeline.schedule
-
-    def settings() -> Settings:
-        from batchscore.settings import load_settings
-
-        return load_settings(name)
-
-    with DAG(
-        dag_id=pipeline.retrain_dag_id,
-        description=f"Retrain, evaluate and gate the promotion of {pipeline.model.name}",
-        schedule=None,
-        start_date=datetime.combine(schedule.start_date, datetime.min.time(), tzinfo=UTC),
-        catchup=False,
-        max_active_runs=1,
+    return {
+        "dag_id": pipeline.retrain_dag_id,
+        "description": f"Retrain, evaluate and gate the promotion of {pipeline.model.name}",
+        "schedule": None,
+        "start_date": datetime.combine(schedule.start_date, datetime.min.time(), tzinfo=UTC),
+        "catchup": False,
+        "max_active_runs": 1,
         # Runs only when the drift gate (or an operator) triggers it; paused, triggers would queue.
-        is_paused_upon_creation=False,
-        default_args={
+        "is_paused_upon_creation": False,
+        "default_args": {
             "owner": pipeline.owner,
             "retries": schedule.retries,
             "retry_delay": timedelta(seconds=schedule.retry_delay_s),
             "execution_timeout": timedelta(seconds=schedule.execution_timeout_s),
         },
-        tags=["batchscore", "retrain", *pipeline.tags],
-        doc_md=DOC.format(
-            name=name,
+        "tags": ["batchscore", "retrain", *pipeline.tags],
+        "doc_md": DOC.format(
+            name=pipeline.name,
             labels=pipeline.labels.dataset,
             features=pipeline.features,
             model=pipeline.model.name,
             auto=pipeline.promotion.auto,
         ),
-        params={
+        "params": {
             "drift_from": Param(
                 None,
                 type=["null", "string"],
@@ -83,61 +66,23 @@ def build_retrain_dag(pipeline: PipelineSettings) -> DAG:
                 description="Train on labelled days from this date on (default: the drift gate's day, or all).",
             )
         },
-        render_template_as_native_obj=True,
-    ) as dag:
+        "render_template_as_native_obj": True,
+    }
 
-        @task.sensor(
+
+def build_retrain_dag(pipeline: PipelineSettings) -> DAG:
+    from airflow.sdk import DAG, task
+
+    name = pipeline.name
+    with DAG(**dag_arguments(pipeline)) as dag:
+        labels_ready = task.sensor(
             poke_interval=pipeline.sensor.poke_interval_s,
             timeout=(pipeline.training.retrain_after_days + 2) * 86_400,
             mode="reschedule",
-        )
-        def wait_for_labels() -> PokeReturnValue:
-            """Done when the label partition of the cut-off day has landed."""
-            from batchscore.storage.lake import Lake
-            from jobs.retrain import cutoff_date
-
-            s = settings()
-            context = get_current_context()
-            cutoff = cutoff_date(run_date_of(context), drift_from_of(context), s)
-            partition = Lake(s.platform.lake_url).raw_partition(s.pipeline.labels.dataset, cutoff)
-            return PokeReturnValue(is_done=Lake.is_complete(partition), xcom_value=cutoff.isoformat())
-
-        @task
-        def train_challenger() -> dict[str, Any]:
-            from jobs import retrain
-
-            context = get_current_context()
-            evidence = (context["dag_run"].conf or {}).get("evidence")
-            with no_retry_for_permanent_failures():
-                return retrain.train_challenger(
-                    settings(),
-                    run_date_of(context),
-                    drift_from=drift_from_of(context),
-                    evidence=evidence,
-                    run_id=context["run_id"],
-                )
-
-        @task
-        def evaluate(trained: dict[str, Any]) -> dict[str, Any]:
-            from jobs import retrain
-
-            with no_retry_for_permanent_failures():
-                return retrain.evaluate(
-                    settings(), run_date_of(get_current_context()), trained["model_version"]
-                )
-
-        @task
-        def promotion_gate(evaluation: dict[str, Any]) -> dict[str, Any]:
-            from jobs import retrain
-
-            context = get_current_context()
-            with no_retry_for_permanent_failures():
-                return retrain.promotion_gate(settings(), run_date_of(context), evaluation, context["run_id"])
-
-        labels_ready = wait_for_labels()
-        trained: Any = train_challenger()
-        evaluated: Any = evaluate(trained)
-        promotion_gate(evaluated)
+        )(t.wait_for_labels)(name)
+        trained = task(t.train_challenger)(name)
+        evaluated = task(t.evaluate)(name, trained)
+        task(t.promotion_gate)(name, evaluated)
         labels_ready >> trained
 
     return dag

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from batchscore.examples.seed import SeedSpec, customers_snapshot, write_partition
-from batchscore.quality.validation import ValidationFailed
+from batchscore.quality.outcome import ValidationFailed
 from batchscore.settings import Settings, ValidationSettings, load_settings
 from batchscore.storage.lake import SUCCESS_MARKER, Lake, PartitionError
 from batchscore.storage.warehouse import ScoresSlice, open_warehouse
@@ -299,7 +299,7 @@ def test_the_spark_engine_gives_the_same_verdicts(settings, lake, spark):
 
 
 def test_a_run_without_a_logical_date_is_refused():
-    from batchscore.orchestration.nightly_dag import run_date_of
+    from batchscore.orchestration.task_support import run_date_of
 
     with pytest.raises(ValueError, match="this run has no logical date; batchscore never guesses the day"):
         run_date_of({"logical_date": None})

@@ -17,7 +17,10 @@ import pyarrow as pa
 import pytest
 
 from batchscore.examples.seed import SeedSpec, customers_snapshot
-from batchscore.quality.validation import OFFLINE_POLICY, ValidationFailed, load_suite, validate_table
+from batchscore.quality.outcome import ValidationFailed
+from batchscore.quality.report import OFFLINE_POLICY
+from batchscore.quality.suites import load_suite
+from batchscore.quality.validation import validate_table
 from batchscore.settings import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from batchscore.quality import validation
-from batchscore.quality.validation import ValidationFailed
+from batchscore.quality.outcome import ValidationFailed
 from tests.unit.test_validation import broken, customers, run
 
 

@@ -7,9 +7,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from batchscore.models import scoring
+from batchscore.models import devices, scoring
+from batchscore.models.devices import choose_device
+from batchscore.models.inference import ModelRef, ScoringError
 from batchscore.models.registry import ModelRegistry, RegistryError
-from batchscore.models.scoring import ModelRef, ScoringError, choose_device, score_batches
+from batchscore.models.scoring import score_batches
 from batchscore.storage.lake import Lake
 from features.churn import FEATURE_SET
 from jobs.score import check_feature_set
@@ -150,7 +152,7 @@ def test_alias_moves_keep_history_and_compare_and_swap(tmp_path):
         registry.move_alias("champion", 9, reason="typo")
 
 
-@pytest.mark.skipif(scoring.gpu_available(), reason="the CPU fallback is what is under test")
+@pytest.mark.skipif(devices.gpu_available(), reason="the CPU fallback is what is under test")
 def test_device_choice_without_a_gpu():
     assert choose_device("auto", "xgboost") == "cpu"
     assert choose_device("cpu", "onnx") == "cpu"

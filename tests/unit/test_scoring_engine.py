@@ -15,11 +15,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchscore.models import scoring
+from batchscore.models import devices
+from batchscore.models.inference import ModelRef, ScoringError
 from batchscore.models.registry import ModelRegistry, RegistryError
 from batchscore.models.scoring import (
-    ModelRef,
-    ScoringError,
     WorkItem,
     plan_work,
     score_batches,
@@ -185,7 +184,7 @@ def test_onnx_backend_in_spark_agrees_with_xgboost(spark, churn_settings, lake):
     expected = in_process_scores(lake, 1, table, backend="xgboost")
     assert max(abs(got[k] - expected[k]) for k in expected) < 1e-5
     # ORT runs TreeEnsemble operators on the CPU only: `auto` keeps such graphs off the GPU.
-    assert scoring.onnx_is_tree_ensemble(str(ModelRegistry(lake, "churn_xgb").get(1).path / "model.onnx"))
+    assert devices.onnx_is_tree_ensemble(str(ModelRegistry(lake, "churn_xgb").get(1).path / "model.onnx"))
 
 
 def test_shadow_scoring_writes_and_publishes_the_challenger_apart(spark, churn_settings, lake):
@@ -301,7 +300,7 @@ def test_feature_set_mismatch_refuses_to_score(spark, churn_settings, lake):
     assert not lake.scores_partition("churn", 1, DAY).exists()
 
 
-@pytest.mark.skipif(scoring.gpu_available(), reason="the CPU fallback is what is under test")
+@pytest.mark.skipif(devices.gpu_available(), reason="the CPU fallback is what is under test")
 def test_cuda_without_a_gpu_fails_clearly_and_auto_falls_back(spark, churn_settings, lake):
     write_features_partition(lake, features_table(500))
     with pytest.raises(ScoringError, match="'cuda' but there is no usable GPU for the xgboost backend"):
@@ -329,7 +328,7 @@ def test_plan_balances_row_groups_across_tasks(tmp_path):
     assert threads_per_task(total_cores=16, items=2, task_cpus=1, executor_cores=4) == 4
 
 
-@pytest.mark.skipif(scoring.gpu_available(), reason="the no-GPU error is what is under test")
+@pytest.mark.skipif(devices.gpu_available(), reason="the no-GPU error is what is under test")
 def test_bench_cuda_mode_fails_clearly_without_a_gpu(tmp_path):
     from bench import scoring as bench
 

@@ -10,13 +10,10 @@ import pytest
 
 from batchscore.examples.seed import SeedSpec, customers_snapshot
 from batchscore.quality import validation
-from batchscore.quality.validation import (
-    SuiteError,
-    ValidationFailed,
-    contract_violations,
-    load_suite,
-    validate_table,
-)
+from batchscore.quality.gx_engine import tune_gx_pandas
+from batchscore.quality.outcome import ValidationFailed
+from batchscore.quality.suites import SuiteError, contract_violations, load_suite
+from batchscore.quality.validation import validate_table
 from batchscore.settings import REPO_ROOT
 
 SUITES = REPO_ROOT / "expectations" / "churn"
@@ -348,6 +345,6 @@ def test_decimal_scan_is_skipped_only_for_numeric_arrays():
 
     import great_expectations.util as gx_util
 
-    validation._tune_gx_pandas()
+    tune_gx_pandas()
     assert gx_util.does_ndarray_contain_decimal_dtype(np.array([Decimal("1.5"), 2.0], dtype=object))
     assert not gx_util.does_ndarray_contain_decimal_dtype(np.array([1.5, 2.0]))

@@ -1,0 +1,137 @@
+"""`batchscore models list|show|promote|rollback|history`: the model registry from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from batchscore.cli.output import print_table
+from batchscore.settings import load_settings
+
+ACTIONS = (
+    ("list", "every version with its aliases and holdout metrics"),
+    ("show", "one version's model card (default: the alias's version)"),
+    ("promote", "point the alias at a version (compare-and-swap, recorded)"),
+    ("rollback", "point the alias back at its previous version (recorded)"),
+    ("history", "every move of the alias: when, from, to, why"),
+)
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    models = sub.add_parser("models", help="the model registry: versions, aliases, promotion, rollback")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    for action, help_text in ACTIONS:
+        cmd = models_sub.add_parser(action, help=help_text)
+        cmd.add_argument("--pipeline", required=True)
+        cmd.add_argument("--alias", help="default: the pipeline's model alias (champion)")
+        cmd.add_argument("--json", action="store_true", help="machine-readable output")
+        if action in ("show", "promote"):
+            cmd.add_argument("--version", type=int, required=action == "promote")
+        if action in ("promote", "rollback"):
+            cmd.add_argument("--reason", help="why (kept in the alias history)")
+        if action == "history":
+            cmd.add_argument("--all", action="store_true", help="every alias, not only --alias")
+        cmd.set_defaults(func=cmd_models)
+
+
+def _registry(pipeline: str) -> tuple[Any, Any]:
+    from batchscore.models.registry import ModelRegistry
+    from batchscore.storage.lake import Lake
+
+    settings = load_settings(pipeline)
+    return settings, ModelRegistry(Lake(settings.platform.lake_url), settings.pipeline.model.name)
+
+
+def _version_row(version: Any, aliases: dict[str, int]) -> dict[str, Any]:
+    meta = version.metadata
+    metrics, window = meta.get("metrics", {}), meta.get("training_window", {})
+    return {
+        "version": version.version,
+        "aliases": ",".join(sorted(a for a, v in aliases.items() if v == version.version)),
+        "created_at": str(meta.get("created_at", ""))[:19],
+        "auc": metrics.get("holdout_auc"),
+        "logloss": metrics.get("holdout_logloss"),
+        "trained_on": f"{window.get('start', '?')}..{window.get('end', '?')}",
+        "feature_set": str(meta.get("feature_set", {}).get("hash", ""))[:12],
+        "code": meta.get("code_version"),
+    }
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """`batchscore models list|show|promote|rollback|history`."""
+    from batchscore.models.registry import RegistryError
+
+    settings, registry = _registry(args.pipeline)
+    alias = args.alias or settings.pipeline.model.alias
+    try:
+        result = _models_action(args, settings, registry, alias)
+    except RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, indent=2, default=str, sort_keys=True))
+    return 0
+
+
+def _models_action(args: argparse.Namespace, settings: Any, registry: Any, alias: str) -> Any:
+    from datetime import UTC, datetime
+
+    from batchscore.storage.warehouse import open_warehouse
+
+    action, quiet = args.models_command, args.json
+    if action == "list":
+        aliases = registry.aliases()
+        rows = [_version_row(registry.get(v), aliases) for v in registry.versions()]
+        if not quiet:
+            print_table(
+                rows,
+                ["version", "aliases", "created_at", "auc", "logloss", "trained_on", "feature_set", "code"],
+            )
+        return rows
+    if action == "show":
+        version = registry.get(args.version) if args.version else registry.resolve(alias)
+        card = version.path / "model_card.md"
+        if not quiet:
+            print(card.read_text() if card.is_file() else json.dumps(version.metadata, indent=2))
+            print(f"(files: {version.path})")
+        return {**version.metadata, "path": str(version.path), "model_card": str(card)}
+    if action == "history":
+        moves = registry.history(None if args.all else alias)
+        rows = [
+            {
+                "at": m["at"][:19],
+                "alias": m["alias"],
+                "from": m["from_version"],
+                "to": m["to_version"],
+                "reason": m["reason"],
+            }
+            for m in moves
+        ]
+        if not quiet:
+            print_table(rows, ["at", "alias", "from", "to", "reason"])
+        return moves
+    current = registry.aliases().get(alias)
+    reason = args.reason or ("manual promotion" if action == "promote" else "manual rollback")
+    if action == "promote":
+        registry.get(args.version).verify()
+        move = registry.move_alias(
+            alias, args.version, reason=reason, expected_current=current, evidence={"by": "cli"}
+        )
+    else:
+        move = registry.rollback(alias, reason=reason, evidence={"by": "cli"})
+    pipeline = settings.pipeline
+    open_warehouse(settings.platform.warehouse_url).record_event(
+        pipeline.name,
+        datetime.now(UTC).date(),
+        pipeline.model.name,
+        move["to_version"],
+        action,
+        f"{alias}:v{move['from_version']}->v{move['to_version']}",
+        move,
+        f"cli__{move['at']}",
+    )
+    if not quiet:
+        print(f"{pipeline.model.name}: {alias} v{move['from_version']} -> v{move['to_version']} ({reason})")
+    return move

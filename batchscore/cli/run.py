@@ -1,0 +1,94 @@
+"""`batchscore run`: one logical date of a pipeline's nightly DAG as a real DagRun, stage by stage."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from typing import Any
+
+from batchscore.settings import load_settings
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="run a pipeline's nightly DAG for one logical date (a real DagRun)")
+    run.add_argument("--pipeline", required=True)
+    run.add_argument("--date", type=date.fromisoformat, required=True)
+    run.add_argument("--model-version", type=int)
+    run.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from batchscore.orchestration.airflow_run import run_pipeline
+
+    settings = load_settings(args.pipeline)
+    print(f"Running DAG {settings.pipeline.dag_id} for {args.date} through Airflow (dag.test)...")
+    outcome = run_pipeline(settings, args.date, model_version=args.model_version, on_task=_print_task)
+    _print_summary(settings, args.date, outcome)
+    return 0 if outcome["state"] == "success" else 1
+
+
+def _print_task(task_id: str, state: str, result: Any) -> None:
+    detail = ""
+    if isinstance(result, dict):
+        parts = [
+            f"{result['rows']:,} rows" if "rows" in result else "",
+            f"v{result['model_version']}" if "model_version" in result and task_id == "resolve_model" else "",
+            f"decision={result['decision']}" if "decision" in result else "",
+            f"{result['seconds']:.1f}s" if "seconds" in result else "",
+        ]
+        detail = "  " + ", ".join(p for p in parts if p)
+    mark = {"success": "ok ", "failed": "FAIL", "upstream_failed": "skip", "skipped": "skip"}.get(
+        state, state
+    )
+    print(f"  [{mark:>4}] {task_id:<20}{detail}", flush=True)
+
+
+def _print_summary(settings: Any, run_date: date, outcome: dict[str, Any]) -> None:
+    results = outcome["results"]
+    pipeline = settings.pipeline
+    print()
+    print(f"DAG run {outcome['run_id']}: {outcome['state'].upper()} in {outcome['seconds']:.0f}s")
+    if outcome["state"] != "success":
+        recorded = _recorded_errors(settings, outcome["run_id"])
+        for task_id, state in outcome["errors"].items():
+            if state == "failed":
+                print(f"  {task_id} failed: {recorded.get(task_id, 'see var/airflow/dag_test.log')}")
+        skipped = [t for t, state in outcome["errors"].items() if state != "failed"]
+        if skipped:
+            print(f"  not run: {', '.join(skipped)}; nothing was published for {run_date}")
+        return
+    model = results["resolve_model"]
+    rows = {k: results[k].get("rows") for k in ("validate_raw", "build_features", "score", "publish")}
+    print(
+        f"  rows: raw {rows['validate_raw']:,} -> features {rows['build_features']:,} -> scored "
+        f"{rows['score']:,} -> published {rows['publish']:,}  (model {model['model_name']} v{model['model_version']})"
+    )
+    gate = results["drift_gate"]
+    print(
+        f"  drift gate: {gate['decision']} (drifted share {gate['drifted_share']:.2f}, "
+        f"features drifted: {', '.join(gate['drifted_features']) or 'none'})"
+    )
+    print(f"  warehouse:  {settings.platform.warehouse_url}")
+    for stage in ("validate_raw", "validate_features", "validate_scores"):
+        print(f"  report:     {results[stage]['report']}")
+    print(f"  report:     {results['drift_report']['report']}")
+    print("  try:")
+    print(f'    .venv/bin/batchscore sql "SELECT * FROM {pipeline.scores_table}_by_day"')
+    print(
+        f'    .venv/bin/batchscore sql "SELECT * FROM latest_{pipeline.scores_table} ORDER BY score DESC LIMIT 10"'
+    )
+    print('    .venv/bin/batchscore sql "SELECT * FROM run_history LIMIT 5"')
+
+
+def _recorded_errors(settings: Any, run_id: str) -> dict[str, str]:
+    """The latest recorded error per task of a run, as the failure callback stored it."""
+    from batchscore.storage.warehouse import open_warehouse
+
+    rows = open_warehouse(settings.platform.warehouse_url).query(
+        "SELECT error FROM scoring_runs WHERE run_id = ? AND status = 'failed' ORDER BY recorded_at", [run_id]
+    )
+    errors: dict[str, str] = {}
+    for (error,) in rows:
+        task_id, _, message = (error or "").partition(": ")
+        errors[task_id] = message
+    return errors

@@ -1,0 +1,95 @@
+"""What every DAG task shares: the run's logical date, no retries for permanent failures,
+the CPU cost of a stage, and the failure callback that records and alerts.
+
+Importing this module imports no Spark, XGBoost, Great Expectations or Evidently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from batchscore.settings import Settings
+
+
+def run_date_of(context: Any) -> date:
+    """The run's logical date; runs without one are refused rather than guessed."""
+    logical = context.get("logical_date")
+    if logical is None:
+        raise ValueError(
+            "this run has no logical date; batchscore never guesses the day to score. "
+            "Trigger it with a logical date (the UI's 'Logical date' field or --logical-date)."
+        )
+    return date(logical.year, logical.month, logical.day)
+
+
+def current() -> tuple[Any, date]:
+    """The running task's Airflow context and its run date."""
+    from airflow.sdk import get_current_context
+
+    context = get_current_context()
+    return context, run_date_of(context)
+
+
+def settings_of(pipeline: str) -> Settings:
+    from batchscore.settings import load_settings
+
+    return load_settings(pipeline)
+
+
+@contextlib.contextmanager
+def no_retry_for_permanent_failures() -> Iterator[None]:
+    """Bad data and broken contracts fail the task at once; only other errors are retried."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from batchscore.errors import PermanentFailure
+
+    try:
+        yield
+    except PermanentFailure as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+def costed(run: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """A stage's result plus the CPU seconds its process tree spent (the run's cost, in scoring_runs)."""
+    from batchscore.telemetry.costs import costed as measure
+
+    return measure(run, *args, **kwargs)
+
+
+def record_failure(context: Any) -> None:
+    """Failure callback: keep the failed attempt in `scoring_runs` and alert."""
+    from batchscore.settings import load_settings
+    from batchscore.storage.warehouse import RunRecord, open_warehouse
+    from batchscore.telemetry.alerts import send_alert
+
+    ti = context["ti"]
+    pipeline_name = context["dag"].dag_id.removeprefix("batchscore_")
+    settings = load_settings(pipeline_name)
+    error = f"{ti.task_id}: {context.get('exception')!s}"[:4000]
+    logical = context.get("logical_date")
+    try:
+        model = ti.xcom_pull(task_ids="resolve_model") or {}
+    except Exception:  # the failure being reported may be XCom itself
+        model = {}
+    if logical is not None:
+        open_warehouse(settings.platform.warehouse_url).record_run(
+            RunRecord(
+                run_id=context["run_id"],
+                try_number=ti.try_number,
+                pipeline=pipeline_name,
+                run_date=run_date_of(context),
+                model_name=settings.pipeline.model.name,
+                model_version=model.get("model_version"),
+                status="failed",
+                error=error,
+            )
+        )
+    send_alert(
+        settings.platform.alert_webhook,
+        f"batchscore {pipeline_name}: task failed",
+        {"run_id": context["run_id"], "error": error},
+    )

@@ -1,0 +1,159 @@
+"""The code's layout stays true: imports flow one way between layers, pieces stay short,
+every package says what it owns, and the README's folder map names every package."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from batchscore.settings import REPO_ROOT
+
+# Lowest first. A component imports only itself and components of strictly lower rank.
+LAYERS: dict[str, int] = {
+    "batchscore.errors": 0,
+    "batchscore.settings": 1,
+    "batchscore.telemetry": 2,
+    "batchscore.storage": 3,
+    "batchscore.compute": 3,
+    "batchscore.models": 4,
+    "batchscore.quality": 4,
+    "batchscore.examples": 5,
+    "features": 5,
+    "jobs": 6,
+    "batchscore.orchestration": 7,
+    "batchscore.cli": 8,
+    "dags": 9,
+}
+CODE_ROOTS = ("batchscore", "jobs", "features", "dags")
+MAX_FUNCTION_LINES = 60
+MAX_MODULE_LINES = 450
+
+
+def modules() -> Iterator[tuple[str, Path]]:
+    for root in CODE_ROOTS:
+        for path in sorted((REPO_ROOT / root).rglob("*.py")):
+            parts = list(path.relative_to(REPO_ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            yield ".".join(parts), path
+
+
+def component(module: str) -> str | None:
+    """The layer a module belongs to, or None for third-party and standard-library modules."""
+    parts = module.split(".")
+    if parts[0] in ("jobs", "features", "dags"):
+        return parts[0]
+    if parts[0] != "batchscore":
+        return None
+    if len(parts) == 1:
+        return "batchscore"
+    return f"batchscore.{parts[1]}"
+
+
+def imports_of(module: str, path: Path) -> Iterator[tuple[int, str]]:
+    """Every module `path` imports, lazy (inside functions) and TYPE_CHECKING ones included."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            yield node.lineno, base
+            for alias in node.names:  # `from batchscore.models import registry` names a module
+                yield node.lineno, f"{base}.{alias.name}"
+
+
+def known(module: str) -> bool:
+    return any(module == m or module.startswith(m + ".") for m in LAYERS) or module == "batchscore"
+
+
+def test_every_module_belongs_to_a_layer():
+    orphans = [m for m, _ in modules() if component(m) not in LAYERS and m != "batchscore"]
+    assert not orphans, f"add these to a layer in LAYERS (and the README's map): {orphans}"
+
+
+def test_imports_flow_down_the_layers():
+    names = {m for m, _ in modules()}
+    wrong = []
+    for module, path in modules():
+        own = component(module)
+        if own not in LAYERS:
+            continue
+        for line, target in imports_of(module, path):
+            theirs = component(target)
+            if theirs is None or theirs == own or target not in names and not known(target):
+                continue
+            if theirs == "batchscore" or LAYERS[theirs] >= LAYERS[own]:
+                wrong.append(f"{path.relative_to(REPO_ROOT)}:{line} ({own}) imports {target} ({theirs})")
+    assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
+
+
+def test_no_import_cycles_between_modules():
+    names = {m for m, _ in modules()}
+    graph: dict[str, set[str]] = {}
+    for module, path in modules():
+        graph[module] = {t for _, t in imports_of(module, path) if t in names and t != module}
+    # a package's __init__ importing its own modules is not a cycle of concerns
+    for module in graph:
+        graph[module] = {t for t in graph[module] if not (module.startswith(t + ".") and t in graph)}
+    cycles = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                cycles.append(" -> ".join([*trail[trail.index(target) :], target]))
+            elif target not in state:
+                visit(target, [*trail, target])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_every_package_says_what_it_owns():
+    for init in sorted((REPO_ROOT / "batchscore").rglob("__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text()))
+        assert doc and len(doc.split()) >= 15, f"{init.relative_to(REPO_ROOT)} needs a docstring paragraph"
+
+
+@pytest.mark.parametrize("root", CODE_ROOTS)
+def test_pieces_stay_short(root):
+    long = []
+    for module, path in modules():
+        if not module.startswith(root):
+            continue
+        source = path.read_text()
+        if source.count("\n") > MAX_MODULE_LINES:
+            long.append(f"{path.relative_to(REPO_ROOT)}: {source.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                if size > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno} {node.name}: {size} lines")
+    assert not long, "split these:\n" + "\n".join(long)
+
+
+def test_the_readme_map_names_every_package():
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = re.search(r"## What each folder owns\n(.*?)\n## ", readme, re.S)
+    assert block, "README.md lost its 'What each folder owns' section"
+    packages = sorted(
+        p.parent.relative_to(REPO_ROOT).as_posix() + "/"
+        for p in (REPO_ROOT / "batchscore").glob("*/__init__.py")
+    )
+    missing = [p for p in packages if p.removeprefix("batchscore/") not in block.group(1)]
+    assert not missing, f"the README's folder map does not name {missing}"
+    for top in ("dags/", "jobs/", "features/", "expectations/", "pipelines/", "infra/", "tests/", "bench/"):
+        assert top in block.group(1), top
