@@ -91,7 +91,17 @@ def customers_snapshot(spec: SeedSpec, day: date) -> tuple[pa.Table, np.ndarray]
     base = np.random.default_rng([spec.seed, 0])  # who the customers are: stable across days
     rng = np.random.default_rng([spec.seed, 1, (day - EPOCH).days])  # what happened that day
     drift = _drifted(spec, day)
+    # The draws below run in a fixed order on both generators: reordering them changes the data.
+    columns = _accounts(base, rng, day, n, drift)
+    columns.update(_activity(base, rng, n, drift, columns["contract_idx"]))
+    probability = _churn_probability(columns, drift)
+    return _customers_table(base, rng, day, n, columns), probability
 
+
+def _accounts(
+    base: np.random.Generator, rng: np.random.Generator, day: date, n: int, drift: bool
+) -> dict[str, np.ndarray]:
+    """Who each customer is and what they pay (drawn before `_activity`)."""
     ids = np.arange(1, n + 1, dtype=np.int64) * 7919 % 10_000_019
     signup_days = base.integers(0, 365 * 6, n)
     signup = np.array(day - timedelta(days=365 * 6), dtype="datetime64[D]") + signup_days
@@ -109,6 +119,25 @@ def customers_snapshot(spec: SeedSpec, day: date) -> tuple[pa.Table, np.ndarray]
     discount = np.clip(base.gamma(1.5, 4.0, n), 0, 60)
     monthly = np.clip(price * (1 - discount / 100), 5, 999).round(2)
     total = (monthly * np.maximum(tenure, 1) * (1 + rng.normal(0, 0.02, n))).round(2)
+    return {
+        "ids": ids,
+        "signup": signup,
+        "tenure": tenure,
+        "age": age,
+        "is_business": is_business,
+        "contract_idx": contract_idx,
+        "plan_idx": plan_idx,
+        "payment_idx": payment_idx,
+        "discount": discount,
+        "monthly": monthly,
+        "total": total,
+    }
+
+
+def _activity(
+    base: np.random.Generator, rng: np.random.Generator, n: int, drift: bool, contract_idx: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Engagement, support and profile columns (drawn after `_accounts`)."""
     engagement = np.exp(base.normal(0, 0.5, n)) * (0.7 if drift else 1.0)
     sessions = rng.poisson(30 * engagement).astype(np.int32)
     session_minutes = np.clip(rng.gamma(2.0, 12.0 * engagement), 0, 1440).round(1)
@@ -122,55 +151,76 @@ def customers_snapshot(spec: SeedSpec, day: date) -> tuple[pa.Table, np.ndarray]
     referrals = base.poisson(0.3, n).astype(np.int32)
     nps = np.clip(np.round(base.normal(7, 2, n) - tickets * 0.5), 0, 10).astype(np.int32)
     credit = np.clip(base.normal(680, 70, n), 300, 850).astype(np.int32)
+    return {
+        "sessions": sessions,
+        "session_minutes": session_minutes,
+        "last_login": last_login,
+        "tickets": tickets,
+        "late": late,
+        "devices": devices,
+        "usage": usage,
+        "streaming": streaming,
+        "paperless": paperless,
+        "referrals": referrals,
+        "nps": nps,
+        "credit": credit,
+    }
 
+
+def _churn_probability(c: dict[str, np.ndarray], drift: bool) -> np.ndarray:
+    """Each customer's true churn probability (a logistic model that grows price sensitive)."""
     price_sensitivity = 0.035 if drift else 0.012
     logit = (
         -2.6
-        + 1.1 * (contract_idx == 0)
-        - 0.8 * (contract_idx == 2)
-        + 0.35 * tickets
-        + 0.05 * np.minimum(last_login, 60)
-        - 0.025 * np.minimum(tenure, 72)
-        + 0.45 * late
-        - 0.18 * (nps - 7)
-        + price_sensitivity * (monthly - 60)
-        - 0.012 * sessions
-        + 0.5 * (payment_idx == 3)
+        + 1.1 * (c["contract_idx"] == 0)
+        - 0.8 * (c["contract_idx"] == 2)
+        + 0.35 * c["tickets"]
+        + 0.05 * np.minimum(c["last_login"], 60)
+        - 0.025 * np.minimum(c["tenure"], 72)
+        + 0.45 * c["late"]
+        - 0.18 * (c["nps"] - 7)
+        + price_sensitivity * (c["monthly"] - 60)
+        - 0.012 * c["sessions"]
+        + 0.5 * (c["payment_idx"] == 3)
     )
-    probability = 1.0 / (1.0 + np.exp(-logit))
+    return 1.0 / (1.0 + np.exp(-logit))
 
-    table = pa.Table.from_arrays(
+
+def _customers_table(
+    base: np.random.Generator, rng: np.random.Generator, day: date, n: int, c: dict[str, np.ndarray]
+) -> pa.Table:
+    """The partition's arrow table; its null masks and gender/region are the last draws."""
+    return pa.Table.from_arrays(
         [
-            pa.array(ids),
+            pa.array(c["ids"]),
             pa.array(np.full(n, np.datetime64(day), dtype="datetime64[D]")),
-            pa.array(signup),
-            _masked(rng, age, 0.03),
+            pa.array(c["signup"]),
+            _masked(rng, c["age"], 0.03),
             _categories(GENDERS, _choice(base, 3, [0.49, 0.49, 0.02], n)),
             _categories(REGIONS, _choice(base, 5, [0.2, 0.25, 0.2, 0.2, 0.15], n)),
-            _categories(PLANS, plan_idx),
-            _categories(CONTRACTS, contract_idx),
-            _categories(PAYMENTS, payment_idx),
-            pa.array(tenure),
-            pa.array(monthly),
-            _masked(rng, total, 0.02),
-            pa.array(tickets),
-            _masked(rng, session_minutes, 0.05),
-            pa.array(sessions),
-            pa.array(last_login.astype(np.int32)),
-            pa.array(devices),
-            pa.array(usage),
-            pa.array(late),
-            pa.array(discount.round(2)),
-            pa.array(streaming),
-            pa.array(paperless),
-            pa.array(referrals),
-            _masked(rng, nps, 0.2),
-            _masked(rng, credit, 0.1),
-            pa.array(is_business),
+            _categories(PLANS, c["plan_idx"]),
+            _categories(CONTRACTS, c["contract_idx"]),
+            _categories(PAYMENTS, c["payment_idx"]),
+            pa.array(c["tenure"]),
+            pa.array(c["monthly"]),
+            _masked(rng, c["total"], 0.02),
+            pa.array(c["tickets"]),
+            _masked(rng, c["session_minutes"], 0.05),
+            pa.array(c["sessions"]),
+            pa.array(c["last_login"].astype(np.int32)),
+            pa.array(c["devices"]),
+            pa.array(c["usage"]),
+            pa.array(c["late"]),
+            pa.array(c["discount"].round(2)),
+            pa.array(c["streaming"]),
+            pa.array(c["paperless"]),
+            pa.array(c["referrals"]),
+            _masked(rng, c["nps"], 0.2),
+            _masked(rng, c["credit"], 0.1),
+            pa.array(c["is_business"]),
         ],
         schema=CUSTOMERS_SCHEMA,
     )
-    return table, probability
 
 
 def _categories(values: np.ndarray, index: np.ndarray) -> pa.Array:

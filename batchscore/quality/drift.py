@@ -220,13 +220,49 @@ def compute_drift(
     the method's Evidently default. Segments with fewer than `min_segment_rows` rows on
     either side are skipped: their statistics would be noise.
     """
-    from batchscore.settings import DEFAULT_DRIFT_THRESHOLDS
-
     started = time.perf_counter()
     has_prediction = bool(
         prediction_column and prediction_column in reference and prediction_column in current
     )
     columns = [*features, *([prediction_column] if has_prediction and prediction_column else [])]
+    method_of, threshold_of = _resolve_methods(
+        columns, methods, default_method, thresholds, default_threshold
+    )
+    measured = _measure(reference, current, columns, method_of, threshold_of, ALL_ROWS)
+    whole, prediction = _split_prediction(measured, has_prediction)
+    segments: list[SegmentDrift] = []
+    if segment_column is not None:
+        segments = _segment_drifts(
+            reference,
+            current,
+            segment_column,
+            min_segment_rows,
+            columns,
+            method_of,
+            threshold_of,
+            has_prediction,
+        )
+    return DriftResult(
+        features=whole,
+        drifted_share=_share(whole),
+        prediction=prediction,
+        reference_rows=len(reference),
+        current_rows=len(current),
+        seconds=time.perf_counter() - started,
+        segments=segments,
+    )
+
+
+def _resolve_methods(
+    columns: list[str],
+    methods: dict[str, str] | None,
+    default_method: str,
+    thresholds: dict[str, float] | None,
+    default_threshold: float | None,
+) -> tuple[dict[str, str], dict[str, float]]:
+    """Each column's method and threshold; raises ValueError on an unknown method."""
+    from batchscore.settings import DEFAULT_DRIFT_THRESHOLDS
+
     method_of = {c: (methods or {}).get(c, default_method) for c in columns}
     unknown = sorted({m for m in method_of.values() if m not in STATISTICS})
     if unknown:
@@ -242,45 +278,52 @@ def compute_drift(
         )
         for c in columns
     }
+    return method_of, threshold_of
 
-    def split(measured: list[FeatureDrift]) -> tuple[list[FeatureDrift], FeatureDrift | None]:
-        if has_prediction:
-            return measured[:-1], measured[-1]
-        return measured, None
 
-    whole, prediction = split(_measure(reference, current, columns, method_of, threshold_of, ALL_ROWS))
+def _split_prediction(
+    measured: list[FeatureDrift], has_prediction: bool
+) -> tuple[list[FeatureDrift], FeatureDrift | None]:
+    """(feature statistics, prediction statistic): the prediction, when measured, is last."""
+    if has_prediction:
+        return measured[:-1], measured[-1]
+    return measured, None
+
+
+def _segment_drifts(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    segment_column: str,
+    min_segment_rows: int,
+    columns: list[str],
+    method_of: dict[str, str],
+    threshold_of: dict[str, float],
+    has_prediction: bool,
+) -> list[SegmentDrift]:
+    """Drift within each segment present on both sides with at least `min_segment_rows` rows."""
+    if segment_column not in reference or segment_column not in current:
+        raise ValueError(f"segment column {segment_column!r} is not in the reference and current data")
     segments: list[SegmentDrift] = []
-    if segment_column is not None:
-        if segment_column not in reference or segment_column not in current:
-            raise ValueError(f"segment column {segment_column!r} is not in the reference and current data")
-        ref_groups = dict(tuple(reference.groupby(segment_column, dropna=False, sort=True)))
-        for value, cur_part in current.groupby(segment_column, dropna=False, sort=True):
-            ref_part = ref_groups.get(value)
-            if ref_part is None or len(ref_part) < min_segment_rows or len(cur_part) < min_segment_rows:
-                continue
-            name = f"{segment_column}={_segment_label(value)}"
-            seg_features, seg_prediction = split(
-                _measure(ref_part, cur_part, columns, method_of, threshold_of, name)
+    ref_groups = dict(tuple(reference.groupby(segment_column, dropna=False, sort=True)))
+    for value, cur_part in current.groupby(segment_column, dropna=False, sort=True):
+        ref_part = ref_groups.get(value)
+        if ref_part is None or len(ref_part) < min_segment_rows or len(cur_part) < min_segment_rows:
+            continue
+        name = f"{segment_column}={_segment_label(value)}"
+        seg_features, seg_prediction = _split_prediction(
+            _measure(ref_part, cur_part, columns, method_of, threshold_of, name), has_prediction
+        )
+        segments.append(
+            SegmentDrift(
+                segment=name,
+                features=seg_features,
+                drifted_share=_share(seg_features),
+                prediction=seg_prediction,
+                reference_rows=len(ref_part),
+                current_rows=len(cur_part),
             )
-            segments.append(
-                SegmentDrift(
-                    segment=name,
-                    features=seg_features,
-                    drifted_share=_share(seg_features),
-                    prediction=seg_prediction,
-                    reference_rows=len(ref_part),
-                    current_rows=len(cur_part),
-                )
-            )
-    return DriftResult(
-        features=whole,
-        drifted_share=_share(whole),
-        prediction=prediction,
-        reference_rows=len(reference),
-        current_rows=len(current),
-        seconds=time.perf_counter() - started,
-        segments=segments,
-    )
+        )
+    return segments
 
 
 def _share(features: list[FeatureDrift]) -> float:

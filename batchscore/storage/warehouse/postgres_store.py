@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
@@ -48,6 +48,10 @@ from batchscore.storage.warehouse.contract import (
 )
 from batchscore.storage.warehouse.duckdb_store import drift_row, evidence_json
 from batchscore.storage.warehouse.pg_binary import key_order, key_score_rows
+from batchscore.storage.warehouse.postgres_roles import grant_roles
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 COPY_CHUNK_BYTES = 8 << 20
 SWAP_LOCK_TIMEOUT = "60s"  # waiting longer for readers to let go of the table fails the attempt loudly
@@ -192,82 +196,23 @@ class PostgresWarehouse:
         pause_at: PausePoint = no_pause,
     ) -> dict[str, Any]:
         """Audit, COPY into a fresh partition, swap it in, all in one transaction; raises AuditFailed on bad scores."""
-        from psycopg import sql
-        from psycopg.errors import UniqueViolation
-
         started, cpu_started = time.perf_counter(), time.process_time()
         self.migrate()
         self.ensure_scores_table(target.table, target.entity_key)
-        scores = read_scores(scores_path, target.entity_key)
-        raise_on_failures(audit_scores(scores, target, expected_rows, check_duplicates=False), target)
-        keys = scores.column(target.entity_key).to_numpy().astype(np.int64, copy=False)
-        order = key_order(keys)
-        payload = key_score_rows(
-            keys[order], scores.column("score").to_numpy().astype(np.float64, copy=False)[order]
-        )
+        scores, payload = self._read_and_audit(target, scores_path, expected_rows)
         timings: dict[str, float] = {"read_audit": time.perf_counter() - started}
         t, k = self.ident(target.table), self.ident(target.entity_key)
         partition_name = partition_table_name(target)
         part = self.ident(partition_name)
-        lit = sql.Literal
         with self.connect() as con:
-            con.execute(
-                "SELECT pg_advisory_xact_lock(%s)",
-                [
-                    lock_key(
-                        "slice",
-                        self.schema,
-                        target.table,
-                        target.pipeline,
-                        target.run_date,
-                        target.model_version,
-                    )
-                ],
-            )
+            self._lock_slice(con, target)
             con.execute("SET LOCAL maintenance_work_mem = '256MB'")
             mark = time.perf_counter()
-            con.execute(
-                sql.SQL(
-                    """CREATE TABLE {part} (
-                    {k} BIGINT NOT NULL, run_date DATE NOT NULL DEFAULT {run_date},
-                    pipeline TEXT NOT NULL DEFAULT {pipeline}, model_name TEXT NOT NULL DEFAULT {model_name},
-                    model_version INTEGER NOT NULL DEFAULT {version},
-                    score DOUBLE PRECISION NOT NULL, run_id TEXT NOT NULL DEFAULT {run_id},
-                    CONSTRAINT {slice_check} CHECK (pipeline = {pipeline} AND run_date = {run_date}
-                                                    AND model_version = {version}),
-                    CONSTRAINT {score_check} CHECK (score >= 0 AND score <= 1))"""
-                ).format(
-                    part=part,
-                    k=k,
-                    run_date=lit(target.run_date),
-                    pipeline=lit(target.pipeline),
-                    model_name=lit(target.model_name),
-                    version=lit(target.model_version),
-                    run_id=lit(target.run_id),
-                    slice_check=self.ident(f"{partition_name[:50]}_slice"),
-                    score_check=self.ident(f"{partition_name[:50]}_score"),
-                )
-            )
-            with con.cursor() as cur:
-                with cur.copy(
-                    sql.SQL("COPY {} ({}, score) FROM STDIN (FORMAT BINARY)").format(part, k)
-                ) as copy:
-                    view = memoryview(payload)
-                    for offset in range(0, len(view), COPY_CHUNK_BYTES):
-                        copy.write(view[offset : offset + COPY_CHUNK_BYTES])
-                        if offset == 0:
-                            pause_at("copying")
-                copied = cur.rowcount
-            if copied != expected_rows:
-                raise RuntimeError(f"COPY loaded {copied} rows, expected {expected_rows}; rolled back")
+            self._create_partition(con, target, part, k, partition_name)
+            self._copy_into(con, part, k, payload, expected_rows, pause_at)
             timings["copy"] = time.perf_counter() - mark
             mark = time.perf_counter()
-            try:
-                con.execute(sql.SQL("CREATE UNIQUE INDEX ON {} ({})").format(part, k))
-            except UniqueViolation:  # the audit left uniqueness to the index; the transaction rolls back
-                duplicates = duplicate_keys(scores.column(target.entity_key))
-                raise_on_failures([f"{duplicates} duplicate keys"], target)
-                raise
+            self._index_keys(con, target, part, k, scores)
             timings["index"] = time.perf_counter() - mark
             pause_at("staged")
             mark = time.perf_counter()
@@ -286,6 +231,94 @@ class PostgresWarehouse:
             "stage_seconds": {name: round(value, 3) for name, value in timings.items()},
             "cpu_seconds": round(time.process_time() - cpu_started, 3),
         }
+
+    def _read_and_audit(
+        self, target: ScoresSlice, scores_path: Path, expected_rows: int
+    ) -> tuple[pa.Table, memoryview]:
+        """The audited scores and their binary COPY stream in key order (uniqueness is left to the index)."""
+        scores = read_scores(scores_path, target.entity_key)
+        raise_on_failures(audit_scores(scores, target, expected_rows, check_duplicates=False), target)
+        keys = scores.column(target.entity_key).to_numpy().astype(np.int64, copy=False)
+        order = key_order(keys)
+        payload = key_score_rows(
+            keys[order], scores.column("score").to_numpy().astype(np.float64, copy=False)[order]
+        )
+        return scores, payload
+
+    def _lock_slice(self, con: Any, target: ScoresSlice) -> None:
+        """Queue behind any other publish of the same slice (released at commit or rollback)."""
+        con.execute(
+            "SELECT pg_advisory_xact_lock(%s)",
+            [
+                lock_key(
+                    "slice",
+                    self.schema,
+                    target.table,
+                    target.pipeline,
+                    target.run_date,
+                    target.model_version,
+                )
+            ],
+        )
+
+    def _create_partition(
+        self, con: Any, target: ScoresSlice, part: Any, k: Any, partition_name: str
+    ) -> None:
+        """Create the staged table: the slice's constants as defaults and CHECK constraints."""
+        from psycopg import sql
+
+        lit = sql.Literal
+        con.execute(
+            sql.SQL(
+                """CREATE TABLE {part} (
+                {k} BIGINT NOT NULL, run_date DATE NOT NULL DEFAULT {run_date},
+                pipeline TEXT NOT NULL DEFAULT {pipeline}, model_name TEXT NOT NULL DEFAULT {model_name},
+                model_version INTEGER NOT NULL DEFAULT {version},
+                score DOUBLE PRECISION NOT NULL, run_id TEXT NOT NULL DEFAULT {run_id},
+                CONSTRAINT {slice_check} CHECK (pipeline = {pipeline} AND run_date = {run_date}
+                                                AND model_version = {version}),
+                CONSTRAINT {score_check} CHECK (score >= 0 AND score <= 1))"""
+            ).format(
+                part=part,
+                k=k,
+                run_date=lit(target.run_date),
+                pipeline=lit(target.pipeline),
+                model_name=lit(target.model_name),
+                version=lit(target.model_version),
+                run_id=lit(target.run_id),
+                slice_check=self.ident(f"{partition_name[:50]}_slice"),
+                score_check=self.ident(f"{partition_name[:50]}_score"),
+            )
+        )
+
+    def _copy_into(
+        self, con: Any, part: Any, k: Any, payload: memoryview, expected_rows: int, pause_at: PausePoint
+    ) -> None:
+        """Stream the binary COPY payload in chunks (pausing at `copying` after the first one)."""
+        from psycopg import sql
+
+        with con.cursor() as cur:
+            with cur.copy(sql.SQL("COPY {} ({}, score) FROM STDIN (FORMAT BINARY)").format(part, k)) as copy:
+                view = memoryview(payload)
+                for offset in range(0, len(view), COPY_CHUNK_BYTES):
+                    copy.write(view[offset : offset + COPY_CHUNK_BYTES])
+                    if offset == 0:
+                        pause_at("copying")
+            copied = cur.rowcount
+        if copied != expected_rows:
+            raise RuntimeError(f"COPY loaded {copied} rows, expected {expected_rows}; rolled back")
+
+    def _index_keys(self, con: Any, target: ScoresSlice, part: Any, k: Any, scores: pa.Table) -> None:
+        """Build the unique key index; duplicate keys raise AuditFailed (the transaction rolls back)."""
+        from psycopg import sql
+        from psycopg.errors import UniqueViolation
+
+        try:
+            con.execute(sql.SQL("CREATE UNIQUE INDEX ON {} ({})").format(part, k))
+        except UniqueViolation:  # the audit left uniqueness to the index; the transaction rolls back
+            duplicates = duplicate_keys(scores.column(target.entity_key))
+            raise_on_failures([f"{duplicates} duplicate keys"], target)
+            raise
 
     def _swap(self, con: Any, target: ScoresSlice, t: Any, part: Any, partition_name: str, rows: int) -> int:
         """Drop the slice's previous partition, attach the new one and record it; returns rows replaced."""
@@ -393,42 +426,19 @@ class PostgresWarehouse:
         on everything in the schema now and, through default privileges, on whatever the
         writer creates later. Both roles may log in; set passwords with ALTER ROLE.
         """
-        from psycopg import sql
-
-        w, a = (sql.Identifier(validate_identifier(n, "role name")) for n in (writer, analyst))
+        for name in (writer, analyst):
+            validate_identifier(name, "role name")
         if writer == analyst:
             raise ValueError("the writer and analyst roles must differ")
         self.migrate()
-        schema = sql.Identifier(self.schema)
         with self.connect() as con:
             con.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key("roles", self.schema)])
-            database = sql.Identifier(con.execute("SELECT current_database()").fetchone()[0])
-            for name, role in ((writer, w), (analyst, a)):
-                if con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone() is None:
-                    con.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
-                con.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, role))
-            con.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(schema, w))
-            con.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, a))
-            con.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(schema, a))
-            owned = con.execute(
-                "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v')",
-                [self.schema],
-            ).fetchall()
-            for relname, relkind in owned:
-                kind = sql.SQL("VIEW" if relkind == "v" else "TABLE")
-                con.execute(sql.SQL("ALTER {} {} OWNER TO {}").format(kind, sql.Identifier(relname), w))
-            con.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(schema, a))
-            con.execute(
-                sql.SQL(
-                    "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}"
-                ).format(w, schema, a)
-            )
+            handed_over = grant_roles(con, self.schema, writer, analyst)
         return {
             "writer": writer,
             "analyst": analyst,
             "schema": self.schema,
-            "objects_handed_over": str(len(owned)),
+            "objects_handed_over": str(handed_over),
         }
 
 
