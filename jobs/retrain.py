@@ -38,7 +38,13 @@ from batchscore.storage.lake import Lake, write_bytes_atomic
 from batchscore.storage.warehouse import open_warehouse
 from batchscore.telemetry.alerts import send_alert
 from features import load_feature_set
-from jobs.train import TrainingError, build_training_set, classification_metrics, segment_metrics
+from jobs.training import (
+    TrainingError,
+    build_training_set,
+    classification_metrics,
+    segment_metrics,
+    train_and_register,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -82,7 +88,6 @@ def train_challenger(
     spark: SparkSession | None = None,
 ) -> dict[str, Any]:
     from batchscore.compute.spark import get_spark
-    from jobs.train import train_and_register
 
     started = time.perf_counter()
     pipeline = settings.pipeline

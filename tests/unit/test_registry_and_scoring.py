@@ -15,7 +15,7 @@ from batchscore.models.scoring import score_batches
 from batchscore.storage.lake import Lake
 from features.churn import FEATURE_SET
 from jobs.score import check_feature_set
-from jobs.train import export
+from jobs.training import export
 
 NAMES = FEATURE_SET.names
 DAY = date(2026, 11, 21)

@@ -13,7 +13,7 @@ from batchscore.settings import PromotionSettings
 from batchscore.storage.lake import Lake
 from batchscore.storage.warehouse import open_warehouse
 from jobs import retrain
-from jobs.train import build_training_set, calibration_error
+from jobs.training import build_training_set, calibration_error
 
 END = date(2026, 11, 10)
 

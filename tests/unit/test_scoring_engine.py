@@ -72,7 +72,7 @@ def write_features_partition(
 def register_model(registry: ModelRegistry, seed: int, rounds: int) -> int:
     import xgboost as xgb
 
-    from jobs.train import export
+    from jobs.training import export
 
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(3000, len(NAMES))).astype(np.float32)
