@@ -39,7 +39,7 @@ demo: setup
 
 # `make test` is the one test command (CI's .ci/run calls it): it sets up the virtualenv,
 # installs the browser and starts the services when they are missing, lints, runs everything.
-test: setup test-deps lint
+test: setup test-deps lint infra-check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The loop while developing: unit and warehouse tests (local Spark, DuckDB, PostgreSQL);
@@ -64,6 +64,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy batchscore jobs features dags bench
+	$(BIN)/hadolint infra/docker/Dockerfile infra/docker/Dockerfile.gpu
 
 format: setup
 	$(BIN)/ruff format .
@@ -88,3 +89,17 @@ airflow-status:
 
 clean:
 	rm -rf var
+
+# Offline checks of the deployment files (docs/kubernetes.md): kustomize renders and schema
+# validation of infra/k8s, the Airflow chart values, hadolint, the image install scripts' --check.
+.PHONY: infra-check gpu-check
+infra-check: setup
+	bash infra/check.sh $(BIN)
+
+# On a machine with an NVIDIA GPU and the GPU packages (the GPU image, or a venv from
+# infra/docker/requirements-gpu.txt): the GPU tests and bench.scoring --device cuda at 1M and
+# 10M rows, into bench/results/gpu_check.json. No Java, Spark or services, so no `setup`;
+# fails fast without a GPU.
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+gpu-check:
+	$(GPU_PYTHON) infra/gpu_check.py
