@@ -43,10 +43,10 @@ test: setup test-deps lint infra-check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The loop while developing: unit and warehouse tests (local Spark, DuckDB, PostgreSQL);
-# no Airflow DagRuns, no browsers, no Spark cluster.
+# no Airflow DagRuns, no browsers, no Spark cluster, no test marked slow. Under 3 minutes on 2 cores.
 FAST_TESTS := tests/unit tests/warehouse
 test-fast: setup services
-	$(BIN)/python -m pytest $(FAST_TESTS) -m "not e2e and not browser" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(FAST_TESTS) -m "not e2e and not browser and not slow" $(PYTEST_ARGS)
 
 # No service at all: what runs without PostgreSQL, Airflow or a browser.
 test-unit: setup

@@ -300,6 +300,7 @@ def test_feature_set_mismatch_refuses_to_score(spark, churn_settings, lake):
     assert not lake.scores_partition("churn", 1, DAY).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(devices.gpu_available(), reason="the CPU fallback is what is under test")
 def test_cuda_without_a_gpu_fails_clearly_and_auto_falls_back(spark, churn_settings, lake):
     write_features_partition(lake, features_table(500))

@@ -300,6 +300,7 @@ def test_html_report_is_offline_and_escaped(tmp_path):
 FORKED_KINDS = ["+inf", "null key", "duplicate key", "unknown category", "nulls beyond tolerance", "empty"]
 
 
+@pytest.mark.slow
 def test_forked_workers_give_the_same_verdicts_reports_and_messages(tmp_path):
     """Large partitions are validated by forked workers: same verdicts, counts and examples.
 

@@ -123,6 +123,7 @@ def test_connection_cut_during_copy_leaves_the_old_set(pg_url, tmp_path):
     assert len(pg_partitions(warehouse)) == 1
 
 
+@pytest.mark.slow
 def test_two_publisher_processes_racing_for_one_slice_leave_one_set(warehouse_url, tmp_path):
     warehouse = open_warehouse(warehouse_url)
     warehouse.migrate()
