@@ -38,8 +38,9 @@ demo: setup
 	$(BIN)/batchscore run --pipeline $(PIPELINE) --date $(DEMO_DATE)
 
 # `make test` is the one test command (CI's .ci/run calls it): it sets up the virtualenv,
-# installs the browser and starts the services when they are missing, lints, runs everything.
-test: setup test-deps lint infra-check
+# installs the browser and starts the services when they are missing, lints, runs everything
+# (tests/infra runs infra/check.sh, the same check as `make infra-check`, so it is not run twice).
+test: setup test-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The loop while developing: unit and warehouse tests (local Spark, DuckDB, PostgreSQL);
