@@ -65,8 +65,17 @@ class LabelSettings(_Strict):
     date_column: Identifier = "label_date"
 
 
+Task = Literal["binary", "regression", "multiclass"]
+
+
 class ModelSettings(_Strict):
     name: Identifier
+    # What the model predicts: `binary` publishes a probability in [0, 1] as `score`;
+    # `regression` publishes the predicted value as `score`; `multiclass` publishes the top
+    # class's probability as `score`, the class as `predicted_class`, and one `p_<class>`
+    # column per class (classes listed in `classes`, in the model's output order).
+    task: Task = "binary"
+    classes: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_]{0,40}$")]] = []
     alias: Identifier = "champion"
     # When the champion fails to load or verify: fail the run, or score with the previous
     # champion, alert and record it.
@@ -74,6 +83,14 @@ class ModelSettings(_Strict):
     # When set and the registry has this alias, its version is scored in shadow (same pass,
     # own lake partition, published to the shadow table), never into the champion's slice.
     challenger_alias: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _classes_fit_the_task(self) -> ModelSettings:
+        if self.task == "multiclass" and len(self.classes) < 3:
+            raise ValueError("a multiclass model needs `classes:` with at least 3 class names")
+        if self.task != "multiclass" and self.classes:
+            raise ValueError(f"`classes:` applies to multiclass models only (task is {self.task})")
+        return self
 
 
 class InferenceSettings(_Strict):

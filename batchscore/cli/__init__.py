@@ -12,6 +12,7 @@ import sys
 
 from batchscore.cli import lake, models, pipelines, run, train, warehouse
 from batchscore.cli.output import configure_logging
+from batchscore.errors import BadInput
 from batchscore.settings import ConfigError
 
 COMMAND_GROUPS = (lake, train, run, warehouse, models, pipelines)
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except BadInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
