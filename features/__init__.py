@@ -12,7 +12,7 @@ import importlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -60,10 +60,28 @@ def compute_features(raw: DataFrame, feature_set: FeatureSet, passthrough: Seque
     """
     from pyspark.sql import functions as F
 
-    columns = [F.col(feature_set.entity_key).cast("long").alias(feature_set.entity_key)]
+    columns = [entity_key_column(raw, feature_set.entity_key)]
     columns += [F.expr(f.expr).cast("float").alias(f.name) for f in feature_set.features]
     columns += [F.col(name) for name in passthrough]
     return raw.select(*columns)
+
+
+def entity_key_column(raw: DataFrame, key: str) -> Any:
+    """The entity key as published: integer keys as 64-bit integers, string keys as strings.
+
+    Any other key type (decimal, date, float) is refused: it does not compare exactly.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import IntegralType, StringType
+
+    if key not in raw.columns:
+        raise KeyError(f"entity key {key!r} is not a column of the raw table ({', '.join(raw.columns)})")
+    data_type = raw.schema[key].dataType
+    if isinstance(data_type, IntegralType):
+        return F.col(key).cast("long").alias(key)
+    if isinstance(data_type, StringType):
+        return F.col(key).alias(key)
+    raise TypeError(f"entity key {key!r} is {data_type.simpleString()}; use an integer or a string key")
 
 
 def load_feature_set(module: str) -> FeatureSet:

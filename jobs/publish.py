@@ -100,6 +100,7 @@ def publish_slice(
         model_name=pipeline.model.name,
         model_version=model_version,
         run_id=run_id,
+        task=pipeline.model.task,
     )
     return warehouse.publish_scores(target, scores_path, expected_rows=int(manifest["rows"])), manifest
 

@@ -16,19 +16,24 @@ import sys
 from datetime import date, datetime
 from typing import Any
 
-from batchscore.models.registry import ModelRegistry, ModelVersion, RegistryError, Resolution, end_of_day
+from batchscore.models.registry import (
+    BACKEND_ARTIFACTS,
+    ModelRegistry,
+    ModelVersion,
+    RegistryError,
+    Resolution,
+    end_of_day,
+)
 from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import Lake
 from batchscore.storage.warehouse import open_warehouse
 from batchscore.telemetry.alerts import send_alert
 from jobs.score import challenger_of_day
 
-BACKEND_ARTIFACT = {"xgboost": "model.ubj", "onnx": "model.onnx"}
-
 
 def verify_for_scoring(version: ModelVersion, backend: str) -> None:
     """The artifacts a run needs (model for the backend, drift reference) pass their checksums."""
-    version.artifact(BACKEND_ARTIFACT[backend])
+    version.artifact(BACKEND_ARTIFACTS[version.backend(backend)])
     version.artifact("reference.parquet")
 
 

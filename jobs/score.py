@@ -23,9 +23,11 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 from batchscore.models.devices import resolve_device
 from batchscore.models.inference import ModelRef, ScoringError
-from batchscore.models.registry import ModelRegistry, ModelVersion, RegistryError
+from batchscore.models.registry import BACKEND_ARTIFACTS, ModelRegistry, ModelVersion, RegistryError
 from batchscore.models.scoring import (
     TASK_RESULT_DDL,
     ScoringPass,
@@ -47,22 +49,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ARTIFACTS = {"xgboost": "model.ubj", "onnx": "model.onnx"}
 MAX_TASK_ROWS = 2_000_000
 
 
 def model_ref(settings: Settings, version: ModelVersion) -> ModelRef:
     """Describe a model version for executors, after checking its artifact's checksum here."""
-    backend = settings.pipeline.inference.backend
-    artifact = version.artifact(ARTIFACTS[backend])
+    backend = version.backend(settings.pipeline.inference.backend)
+    artifact = version.artifact(BACKEND_ARTIFACTS[backend])
     return ModelRef(
         model=version.model,
         version=version.version,
         backend=backend,
         artifact_path=str(artifact),
         sha256=version.metadata["artifacts"][artifact.name]["sha256"],
-        feature_names=tuple(version.metadata["feature_set"]["features"]),
+        feature_names=version.feature_order,
         device=settings.pipeline.inference.device,
+        task=version.task,
     )
 
 
@@ -278,6 +280,7 @@ def score_partition(
     total_cores, task_cpus, executor_cores = cluster_shape(spark)
     planned = plan_work(files, task_count(rows_in, total_cores // task_cpus, MAX_TASK_ROWS))
     threads = threads_per_task(total_cores, len(planned), task_cpus, executor_cores)
+    key_type = key_type_of(files, entity_key)
     with ExitStack() as stack:
         stagings = {v: stack.enter_context(lake.staged_partition(final)) for v, final in finals.items()}
         first = stagings[refs[0].version]
@@ -289,11 +292,12 @@ def score_partition(
             attempts_dir=str(first.with_name(f"{first.name}.attempts")),
             batch_rows=batch_rows,
             threads=threads,
+            key_type=key_type,
         )
         reports = collect_reports(transform(spark, spec)) if planned else []
         commit_task_outputs(reports, planned, stagings)
         if not planned:
-            write_empty(stagings, entity_key)
+            write_empty(stagings, entity_key, key_type)
         rows = {v: partition_rows(staging) for v, staging in stagings.items()}
     return {"rows": rows, "reports": reports, "tasks": len(planned), "threads_per_task": threads}
 
@@ -309,13 +313,23 @@ def collect_reports(tasks: DataFrame) -> list[dict[str, Any]]:
         raise
 
 
-def write_empty(stagings: dict[int, Path], entity_key: str) -> None:
+def key_type_of(files: Sequence[Path], entity_key: str) -> pa.DataType:
+    """The entity key's type in the features partition: string keys stay strings, integers int64."""
+    import pyarrow.parquet as pq
+
+    if not files:
+        return pa.int64()
+    key_type = pq.read_schema(files[0]).field(entity_key).type
+    return pa.string() if pa.types.is_string(key_type) or pa.types.is_large_string(key_type) else pa.int64()
+
+
+def write_empty(stagings: dict[int, Path], entity_key: str, key_type: pa.DataType) -> None:
     """An empty features partition gives an empty scores partition (one file with the schema)."""
     import pyarrow.parquet as pq
 
     for staging in stagings.values():
         staging.mkdir(parents=True, exist_ok=True)
-        pq.write_table(output_schema(entity_key).empty_table(), staging / "part-00000.parquet")
+        pq.write_table(output_schema(entity_key, key_type).empty_table(), staging / "part-00000.parquet")
 
 
 def worker_model_loads(reports: Iterable[dict[str, Any]]) -> dict[str, int]:

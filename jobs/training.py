@@ -21,7 +21,7 @@ from batchscore.errors import PermanentFailure
 from batchscore.models.registry import ModelRegistry, ModelVersion
 from batchscore.settings import REPO_ROOT, Settings
 from batchscore.storage.lake import Lake, partition_checksum
-from features import FeatureSet, compute_features, load_feature_set
+from features import FeatureSet, compute_features, entity_key_column, load_feature_set
 
 if TYPE_CHECKING:
     import xgboost as xgb
@@ -57,17 +57,21 @@ def transform(
     label_date_column: str,
     max_rows: int,
     holdout_fraction: float,
+    label_type: str = "int",
 ) -> DataFrame:
-    """Pure: join each day's features with that day's labels, sample, mark a holdout by entity."""
+    """Pure: join each day's features with that day's labels, sample, mark a holdout by entity.
+
+    `label_type` is the Spark type of the label: `int` for classes, `double` for regression.
+    """
     from pyspark.sql import functions as F
 
     key = feature_set.entity_key
     features = compute_features(raw, feature_set, passthrough=("dt",))
     joined = features.join(
         labels.select(
-            F.col(key).cast("long").alias(key),
+            entity_key_column(labels, key),
             F.col(label_date_column).alias("dt"),
-            F.col(label_column).cast("int").alias("label"),
+            F.col(label_column).cast(label_type).alias("label"),
         ),
         on=[key, "dt"],
         how="inner",
@@ -177,6 +181,11 @@ def build_training_set(
 ) -> TrainingSet:
     """Labels landed by `end` (from `start` on, when given) joined with the features of their day."""
     pipeline = settings.pipeline
+    if pipeline.model.task != "binary":
+        raise TrainingError(
+            f"batchscore trains binary classifiers only; pipeline {pipeline.name} is {pipeline.model.task}: "
+            "train it elsewhere and register it with `batchscore models import`"
+        )
     lake = Lake(settings.platform.lake_url)
     feature_set = load_feature_set(pipeline.features)
     _, label_parts = training_days(lake, settings, end)

@@ -1,10 +1,11 @@
-"""`batchscore models list|show|promote|rollback|history`: the model registry from a terminal."""
+"""`batchscore models list|show|promote|rollback|history|import`: the model registry from a terminal."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from batchscore.cli.output import print_table
@@ -34,6 +35,92 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         if action == "history":
             cmd.add_argument("--all", action="store_true", help="every alias, not only --alias")
         cmd.set_defaults(func=cmd_models)
+    add_import(models_sub)
+
+
+def add_import(models_sub: argparse._SubParsersAction) -> None:
+    cmd = models_sub.add_parser(
+        "import", help="register a model trained elsewhere (XGBoost, ONNX, MLflow) as the next version"
+    )
+    cmd.add_argument("--pipeline", required=True)
+    cmd.add_argument(
+        "--model", required=True, help="a .json/.ubj/.onnx file, an MLflow model folder, models:/… or runs:/…"
+    )
+    cmd.add_argument("--alias", help="point this alias at the new version (compare-and-swap, recorded)")
+    cmd.add_argument("--metrics", type=Path, help="JSON object of the model's metrics, kept in its card")
+    cmd.add_argument(
+        "--reference", type=Path, help="Parquet of key + features: the sample and drift reference"
+    )
+    cmd.add_argument("--note", help="why, kept in the card and the alias history")
+    cmd.add_argument(
+        "--feature-names", help="the model's input columns in order (a,b,c or @file), when unnamed"
+    )
+    cmd.add_argument(
+        "--training-window", help="START:END days the model was trained on (its drift reference)"
+    )
+    cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    cmd.set_defaults(func=cmd_import)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """`batchscore models import`: check everything, then register; exit 2 on bad input."""
+    from jobs.import_model import ImportRequest, run
+
+    settings = load_settings(args.pipeline)
+    request = ImportRequest(
+        source=args.model,
+        alias=args.alias,
+        metrics_file=args.metrics,
+        reference_file=args.reference,
+        note=args.note,
+        feature_names=_feature_names(args.feature_names),
+        training_window=_window(args.training_window),
+    )
+    result = run(settings, request)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str, sort_keys=True))
+        return 0
+    print(
+        f"{result['model']} v{result['version']}: {result['format']} model registered ({', '.join(result['stored'])})"
+    )
+    print(f"  checked on {result['sample']}; feature order {result['feature_order']}")
+    print(f"  drift reference: {result['reference']}")
+    move = result["alias"]
+    if move:
+        print(f"  {move['alias']}: v{move['from_version']} -> v{move['to_version']}")
+    else:
+        print("  no alias moved (pass --alias, or `batchscore models promote`)")
+    return 0
+
+
+def _feature_names(value: str | None) -> tuple[str, ...] | None:
+    from batchscore.errors import BadInput
+
+    if not value:
+        return None
+    if value.startswith("@"):
+        try:
+            lines = Path(value[1:]).read_text().splitlines()
+        except OSError as exc:
+            raise BadInput(f"--feature-names {value}: {exc}") from None
+        return tuple(line.strip() for line in lines if line.strip())
+    return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+def _window(value: str | None) -> tuple[Any, Any] | None:
+    from datetime import date
+
+    from batchscore.errors import BadInput
+
+    if not value:
+        return None
+    try:
+        start, end = (date.fromisoformat(part) for part in value.split(":"))
+    except ValueError:
+        raise BadInput(f"--training-window {value}: use START:END, e.g. 2026-11-01:2026-11-14") from None
+    if end < start:
+        raise BadInput(f"--training-window {value}: END is before START")
+    return start, end
 
 
 def _registry(pipeline: str) -> tuple[Any, Any]:

@@ -35,6 +35,7 @@ class ModelRef:
     sha256: str
     feature_names: tuple[str, ...]
     device: str = "cpu"
+    task: str = "binary"
 
 
 class Scorer(Protocol):
@@ -46,10 +47,11 @@ class Scorer(Protocol):
 class XGBoostScorer:
     """XGBoost native booster (UBJ/JSON); `inplace_predict` avoids building a DMatrix."""
 
-    def __init__(self, path: str, device: str):
+    def __init__(self, path: str, device: str, task: str = "binary"):
         import xgboost as xgb
 
         self.device = device
+        self.task = task
         self.booster = xgb.Booster()
         self.booster.load_model(path)
         self.booster.set_param({"device": device})
@@ -62,21 +64,56 @@ class XGBoostScorer:
         scores = self.booster.inplace_predict(matrix, validate_features=False)
         if not isinstance(scores, np.ndarray):  # a cupy array when the input was on the device
             scores = scores.get()
-        return np.asarray(scores, dtype=np.float64)
+        return task_scores(scores, self.task)
+
+
+def onnx_output(outputs: Sequence[Any], task: str) -> str:
+    """The output to score with: `probabilities` when there is one, else the first float tensor.
+
+    Classifiers converted with a ZipMap (a list of dicts per row) have no float tensor of
+    probabilities; they are refused with how to convert them instead.
+    """
+    tensors = [o.name for o in outputs if str(o.type).startswith(("tensor(float", "tensor(double"))]
+    if task != "regression" and "probabilities" in tensors:
+        return "probabilities"
+    if not tensors:
+        raise ScoringError(
+            "the ONNX model has no float tensor output (a ZipMap of probabilities?); "
+            "convert it with options={'zipmap': False}"
+        )
+    return tensors[-1] if task != "regression" else tensors[0]
+
+
+def task_scores(values: np.ndarray, task: str) -> np.ndarray:
+    """One score per row from a model's raw output: the positive class's probability (binary),
+    the value (regression), or the matrix of class probabilities (multiclass)."""
+    values = np.asarray(values)
+    if task == "multiclass":
+        return values.astype(np.float64)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    elif values.ndim == 2 and task == "binary" and values.shape[1] == 2:
+        values = values[:, 1]
+    if values.ndim != 1:
+        raise ScoringError(
+            f"a {task} model must give one value per row, got an output of shape {values.shape}"
+        )
+    return values.astype(np.float64)
 
 
 class OnnxScorer:
-    """ONNX Runtime session; takes the positive-class column of the probabilities output.
+    """ONNX Runtime session over one float32 input tensor [rows, features].
 
     On `cuda` the session uses ORT's CUDA execution provider. ORT implements the
     TreeEnsemble operators for the CPU only: a tree model converted to ONNX runs on the CPU
     even with the CUDA provider, so GPU scoring of trees goes through XGBoost's predictor.
     """
 
-    def __init__(self, path: str, device: str, threads: int = 0):
+    def __init__(self, path: str, device: str, threads: int = 0, task: str = "binary"):
         import onnxruntime as ort
 
         self.device = device
+        self.task = task
         providers: list[Any] = ["CPUExecutionProvider"]
         if device.startswith("cuda"):
             device_id = int(device.partition(":")[2] or 0)
@@ -86,15 +123,11 @@ class OnnxScorer:
         options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(path, options, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
-        outputs = [o.name for o in self.session.get_outputs()]
-        self.output_name = "probabilities" if "probabilities" in outputs else outputs[-1]
+        self.output_name = onnx_output(self.session.get_outputs(), task)
 
     def predict(self, matrix: np.ndarray, threads: int) -> np.ndarray:
-        (probabilities,) = self.session.run([self.output_name], {self.input_name: matrix})
-        probabilities = np.asarray(probabilities)
-        if probabilities.ndim == 2:
-            probabilities = probabilities[:, -1]
-        return probabilities.astype(np.float64)
+        (values,) = self.session.run([self.output_name], {self.input_name: matrix})
+        return task_scores(values, self.task)
 
 
 def feature_matrix(

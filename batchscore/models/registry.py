@@ -34,6 +34,9 @@ from typing import Any
 from batchscore.errors import PermanentFailure
 from batchscore.storage.lake import Lake, file_sha256, write_bytes_atomic
 
+BACKEND_ARTIFACTS = {"xgboost": "model.ubj", "onnx": "model.onnx"}
+"""The artifact each scoring backend loads."""
+
 
 class RegistryError(PermanentFailure, RuntimeError):
     """A model version or alias is missing, or an artifact fails verification."""
@@ -63,6 +66,29 @@ class ModelVersion:
     @property
     def feature_set_hash(self) -> str:
         return str(self.metadata["feature_set"]["hash"])
+
+    @property
+    def task(self) -> str:
+        """binary, regression or multiclass (versions from before task types are binary)."""
+        return str(self.metadata.get("task", "binary"))
+
+    @property
+    def feature_order(self) -> tuple[str, ...]:
+        """The model's input columns in its own order (an imported model may permute the set's)."""
+        return tuple(self.metadata.get("feature_order") or self.metadata["feature_set"]["features"])
+
+    def backend(self, preferred: str) -> str:
+        """The pipeline's backend when this version has its artifact, else the one it has
+        (an imported ONNX model has no XGBoost artifact, and the other way round)."""
+        artifacts = self.metadata["artifacts"]
+        if BACKEND_ARTIFACTS[preferred] in artifacts:
+            return preferred
+        for backend, name in BACKEND_ARTIFACTS.items():
+            if name in artifacts:
+                return backend
+        raise RegistryError(
+            f"{self.model} v{self.version} has no model artifact ({', '.join(sorted(artifacts))})"
+        )
 
     def artifact(self, name: str) -> Path:
         """Path of an artifact after checking its SHA-256 against the metadata."""
@@ -264,6 +290,34 @@ class ModelRegistry:
         return event
 
 
+TASK_OUTPUTS = {
+    "binary": "a probability in [0, 1]",
+    "regression": "a predicted value",
+    "multiclass": "the top class's probability and the class",
+}
+
+
+def source_lines(meta: dict[str, Any]) -> list[str]:
+    """Where an imported model came from: the file or MLflow URI, its checksum, who, when, why."""
+    source = meta["source"]
+    where = source.get("uri") or source.get("path", "?")
+    run = f", MLflow run `{source['run_id']}`" if source.get("run_id") else ""
+    metrics = ", ".join(
+        f"{k} {v}" for k, v in sorted(meta.get("metrics", {}).items()) if not isinstance(v, dict)
+    )
+    return [
+        "## Source",
+        "",
+        f"- trained outside batchscore; imported from `{where}`{run} ({source.get('format', '?')}, "
+        f"SHA-256 {str(source.get('sha256', '?'))[:16]}…)",
+        f"- imported by {meta.get('imported_by', '?')} at {meta.get('imported_at', '?')}"
+        + (f": {meta['note']}" if meta.get("note") else ""),
+        f"- metrics as handed in: {metrics or '(none given)'}",
+        f"- drift reference: {meta.get('reference', {}).get('source', '?')}",
+        "",
+    ]
+
+
 def model_card(meta: dict[str, Any]) -> str:
     """A human-readable card for one version: what it predicts, on what data, how well, and
     where not to trust it. Generated from the version's metadata, so it cannot disagree."""
@@ -277,8 +331,8 @@ def model_card(meta: dict[str, Any]) -> str:
         "",
         str(meta.get("predicts", "(not recorded)")),
         "",
-        f"- pipeline: `{meta.get('pipeline', '?')}`; label: `{meta.get('label', '?')}` (binary, 1 = event)",
-        "- output: a probability in [0, 1] per entity and day (XGBoost `binary:logistic`)",
+        f"- pipeline: `{meta.get('pipeline', '?')}`; label: `{meta.get('label', '?')}`; task: {meta.get('task', 'binary')}",
+        f"- output: {TASK_OUTPUTS.get(str(meta.get('task', 'binary')), '?')} per entity and day",
         f"- created at {meta.get('created_at', '?')} from code version `{meta.get('code_version', '?')}`",
         f"- XGBoost {meta.get('xgboost_version', '?')}; artifacts: "
         + ", ".join(f"`{name}`" for name in sorted(meta.get("artifacts", {}))),
@@ -302,6 +356,9 @@ def model_card(meta: dict[str, Any]) -> str:
         f"| all | {metrics.get('holdout_rows', '?')} | {metrics.get('holdout_auc', '?')} | "
         f"{metrics.get('holdout_logloss', '?')} | {metrics.get('holdout_calibration_error', '?')} |",
     ]
+    if "source" in meta:
+        at = lines.index("## Data")
+        lines[at:at] = source_lines(meta)
     for name, seg in sorted(meta.get("metrics_by_segment", {}).items()):
         lines.append(
             f"| {name} | {seg.get('rows', '?')} | {seg.get('auc', '?')} | {seg.get('logloss', '?')} | "

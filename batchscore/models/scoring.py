@@ -94,7 +94,9 @@ def load_scorer(ref: ModelRef, threads: int = 0) -> Scorer:
                 f"(expected {ref.sha256[:12]}…, found {actual[:12]}…); refusing to score"
             )
         scorer = (
-            XGBoostScorer(path, device) if ref.backend == "xgboost" else OnnxScorer(path, device, threads)
+            XGBoostScorer(path, device, ref.task)
+            if ref.backend == "xgboost"
+            else OnnxScorer(path, device, threads, ref.task)
         )
         _SCORERS[key] = scorer
         LOAD_COUNT["loads"] += 1
@@ -104,11 +106,17 @@ def load_scorer(ref: ModelRef, threads: int = 0) -> Scorer:
     return scorer
 
 
-def output_schema(entity_key: str) -> pa.Schema:
-    """The scores partition's columns; the scores suite and `publish` read exactly these."""
+INT_KEY = pa.int64()
+
+
+def output_schema(entity_key: str, key_type: pa.DataType = INT_KEY) -> pa.Schema:
+    """The scores partition's columns; the scores suite and `publish` read exactly these.
+
+    The key keeps the features partition's type: a 64-bit integer or a string.
+    """
     return pa.schema(
         [
-            (entity_key, pa.int64()),
+            (entity_key, key_type),
             (SCORE_COLUMN, pa.float64()),
             ("model_version", pa.int64()),
             ("run_date", pa.date32()),
@@ -120,14 +128,17 @@ def scores_batch(
     keys: pa.Array, scores: np.ndarray, version: int, run_date: date, entity_key: str
 ) -> pa.RecordBatch:
     rows = len(keys)
+    key_type = (
+        pa.string() if pa.types.is_string(keys.type) or pa.types.is_large_string(keys.type) else pa.int64()
+    )
     return pa.RecordBatch.from_arrays(
         [
-            keys.cast(pa.int64()),
+            keys.cast(key_type),
             pa.array(scores, type=pa.float64()),
             pa.array(np.full(rows, version, dtype=np.int64)),
             pa.array(np.full(rows, np.datetime64(run_date, "D"))),
         ],
-        schema=output_schema(entity_key),
+        schema=output_schema(entity_key, key_type),
     )
 
 
@@ -213,6 +224,7 @@ class ScoringPass:
     attempts_dir: str
     batch_rows: int
     threads: int
+    key_type: pa.DataType = INT_KEY
 
 
 def attempt_file(attempts_dir: str, version: int, item: int, attempt: str) -> Path:
@@ -233,7 +245,8 @@ def run_work_item(spec: ScoringPass, item: WorkItem, attempt: str) -> list[dict[
     try:
         for path in outputs:
             path.parent.mkdir(parents=True, exist_ok=True)
-            writers.append(pq.ParquetWriter(path, output_schema(spec.entity_key), compression="snappy"))
+            schema = output_schema(spec.entity_key, spec.key_type)
+            writers.append(pq.ParquetWriter(path, schema, compression="snappy"))
         # A GPU wants large batches (kernel launches and copies amortised over many rows).
         batch_rows = max(spec.batch_rows, GPU_BATCH_ROWS) if _on_gpu(scorers) else spec.batch_rows
         batches = (
@@ -243,7 +256,7 @@ def run_work_item(spec: ScoringPass, item: WorkItem, attempt: str) -> list[dict[
                 batch_size=batch_rows, row_groups=row_groups, columns=columns, use_threads=spec.threads > 1
             )
         )
-        for batch, scores in _score_each(batches, scorers, names, spec.threads):
+        for batch, scores in _score_each(batches, scorers, names, spec.threads, _orders(spec.refs)):
             keys = _as_array(batch.column(spec.entity_key))
             for ref, model_scores, writer in zip(spec.refs, scores, writers, strict=True):
                 writer.write_batch(
@@ -273,11 +286,25 @@ def _on_gpu(scorers: Sequence[Scorer]) -> bool:
     return all(isinstance(s, XGBoostScorer) and s.device.startswith("cuda") for s in scorers)
 
 
+def _orders(refs: Sequence[ModelRef]) -> list[list[int] | None]:
+    """Per model, the column permutation from the first model's feature order to its own
+    (None when identical): an imported model may take the same features in another order."""
+    names = list(refs[0].feature_names)
+    return [
+        None if ref.feature_names == refs[0].feature_names else [names.index(n) for n in ref.feature_names]
+        for ref in refs
+    ]
+
+
 def _score_each(
-    batches: Iterator[pa.RecordBatch], scorers: Sequence[Scorer], names: Sequence[str], threads: int
+    batches: Iterator[pa.RecordBatch],
+    scorers: Sequence[Scorer],
+    names: Sequence[str],
+    threads: int,
+    orders: Sequence[list[int] | None],
 ) -> Iterator[tuple[pa.RecordBatch | pa.Table, list[np.ndarray]]]:
     """(batch, scores per model): XGBoost on a GPU gets device-staged batches, else one host matrix."""
-    if _on_gpu(scorers):
+    if _on_gpu(scorers) and not any(orders):
         boosters = [s.booster for s in scorers if isinstance(s, XGBoostScorer)]
         device_id = int(scorers[0].device.partition(":")[2] or 0)
         yield from stage_and_score_gpu(batches, boosters, names, device_id=device_id)
@@ -287,7 +314,13 @@ def _score_each(
         if buffer is None or buffer.shape[0] < batch.num_rows:
             buffer = np.empty((batch.num_rows, len(names)), dtype=np.float32)
         matrix = feature_matrix(batch, names, out=buffer)
-        yield batch, [scorer.predict(matrix, threads) for scorer in scorers]
+        yield (
+            batch,
+            [
+                scorer.predict(matrix if order is None else np.ascontiguousarray(matrix[:, order]), threads)
+                for scorer, order in zip(scorers, orders, strict=True)
+            ],
+        )
 
 
 def _runs_by_file(row_groups: Sequence[tuple[str, int]]) -> list[tuple[str, list[int]]]:

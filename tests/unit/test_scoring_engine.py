@@ -17,7 +17,7 @@ import pytest
 
 from batchscore.models import devices
 from batchscore.models.inference import ModelRef, ScoringError
-from batchscore.models.registry import ModelRegistry, RegistryError
+from batchscore.models.registry import BACKEND_ARTIFACTS, ModelRegistry, RegistryError
 from batchscore.models.scoring import (
     WorkItem,
     plan_work,
@@ -122,7 +122,7 @@ def in_process_scores(
     lake: Lake, version: int, table: pa.Table, backend: str = "xgboost"
 ) -> dict[int, float]:
     mv = ModelRegistry(lake, "churn_xgb").get(version)
-    artifact = job.ARTIFACTS[backend]
+    artifact = BACKEND_ARTIFACTS[backend]
     ref = ModelRef(
         "churn_xgb",
         version,

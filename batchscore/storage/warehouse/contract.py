@@ -69,10 +69,16 @@ class ScoresSlice:
     model_name: str
     model_version: int
     run_id: str
+    task: str = "binary"
+    """binary and multiclass scores are probabilities in [0, 1]; regression scores any finite value."""
 
     def __post_init__(self) -> None:
         validate_identifier(self.table, "table name")
         validate_identifier(self.entity_key, "entity key column")
+
+    @property
+    def probability(self) -> bool:
+        return self.task != "regression"
 
     def describe(self) -> str:
         return f"{self.pipeline} {self.run_date} model v{self.model_version}"
@@ -197,11 +203,30 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
 ]
 
 
-def analyst_views(table: str, entity_key: str, quote: Callable[[str], str] = quoted) -> list[tuple[str, str]]:
+def key_kind(scores: pa.Table, entity_key: str) -> str:
+    """`integer` or `string`: the two kinds of entity key a scores table may have."""
+    import pyarrow as pa
+
+    key_type = scores.schema.field(entity_key).type
+    return "string" if pa.types.is_string(key_type) or pa.types.is_large_string(key_type) else "integer"
+
+
+def other_key_kind(table: str, entity_key: str, stored: str, key: str) -> AuditFailed:
+    """The refusal when a scores table holds the other kind of entity key than these scores."""
+    return AuditFailed(
+        f"table {table} stores {entity_key} as {stored}, these scores have {key} keys; "
+        "nothing was published (give the pipeline its own warehouse.scores_table)"
+    )
+
+
+def analyst_views(
+    table: str, entity_key: str, quote: Callable[[str], str] = quoted, probability: bool = True
+) -> list[tuple[str, str]]:
     """(view name, portable SELECT) for the analyst views over one scores table.
 
     `latest_<table>`: each entity's latest score (latest run date, then highest model version).
-    `<table>_by_day`: rows, mean and quantiles of the score per run date and model version.
+    `<table>_by_day`: rows, mean and quantiles of the score per run date and model version, and
+    the share above one half for probabilities, the range for regression values.
     """
     t, k = quote(validate_identifier(table)), quote(validate_identifier(entity_key))
     columns = f"{k}, run_date, pipeline, model_name, model_version, score, run_id"
@@ -210,10 +235,15 @@ def analyst_views(table: str, entity_key: str, quote: Callable[[str], str] = quo
                 PARTITION BY {k} ORDER BY run_date DESC, model_version DESC) AS recency
             FROM {t}) ranked
         WHERE recency = 1"""
+    last_columns = (
+        "CAST(avg(CASE WHEN score >= 0.5 THEN 1.0 ELSE 0.0 END) AS DOUBLE PRECISION) AS share_above_half"
+        if probability
+        else "min(score) AS min_score, max(score) AS max_score"
+    )
     by_day = f"""SELECT run_date, model_name, model_version, count(*) AS rows, avg(score) AS mean_score,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY score) AS p50,
                percentile_cont(0.9) WITHIN GROUP (ORDER BY score) AS p90,
-               CAST(avg(CASE WHEN score >= 0.5 THEN 1.0 ELSE 0.0 END) AS DOUBLE PRECISION) AS share_above_half
+               {last_columns}
         FROM {t} GROUP BY run_date, model_name, model_version ORDER BY run_date, model_version"""
     return [
         (validate_identifier(f"latest_{table}"), latest),
@@ -255,8 +285,8 @@ def audit_scores(
         failures.append(f"row count {rows} != features partition's {expected_rows}")
     if keys.null_count:
         failures.append(f"{keys.null_count} null keys")
-    if not pa.types.is_integer(keys.type):
-        failures.append(f"entity key {target.entity_key} is {keys.type}, not an integer")
+    if not (pa.types.is_integer(keys.type) or pa.types.is_string(keys.type)):
+        failures.append(f"entity key {target.entity_key} is {keys.type}, not an integer or a string")
     elif check_duplicates:
         duplicates = duplicate_keys(keys)
         if duplicates:
@@ -265,9 +295,12 @@ def audit_scores(
         failures.append(f"{score.null_count} null scores")
     values = score.drop_null().to_numpy().astype(np.float64, copy=False)
     with np.errstate(invalid="ignore"):
-        outside = int(np.count_nonzero(~((values >= 0.0) & (values <= 1.0))))
-    if outside:
-        failures.append(f"{outside} scores outside [0, 1] or NaN")
+        if target.probability:
+            outside = int(np.count_nonzero(~((values >= 0.0) & (values <= 1.0))))
+            if outside:
+                failures.append(f"{outside} scores outside [0, 1] or NaN")
+        elif not np.isfinite(values).all():
+            failures.append(f"{int(np.count_nonzero(~np.isfinite(values)))} scores NaN or infinite")
     other_versions = rows - int(
         pc.sum(pc.equal(scores.column("model_version"), target.model_version)).as_py() or 0
     )
@@ -289,6 +322,12 @@ def duplicate_keys(keys: pa.ChunkedArray | pa.Array) -> int:
     marks each key in a byte map of the range (about 10x faster than sorting 1M keys);
     otherwise the keys are sorted (a sort beats np.unique's hashing several times over).
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_string(keys.type) or pa.types.is_large_string(keys.type):
+        present = keys.drop_null()
+        return len(present) - int(pc.count_distinct(present).as_py())
     values = keys.drop_null().to_numpy()
     if values.size < 2:
         return 0

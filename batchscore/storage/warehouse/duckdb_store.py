@@ -32,8 +32,10 @@ from batchscore.storage.warehouse.contract import (
     ScoresSlice,
     analyst_views,
     audit_scores,
+    key_kind,
     no_pause,
     now,
+    other_key_kind,
     quoted,
     raise_on_failures,
     read_scores,
@@ -75,6 +77,20 @@ def table_type(con: Any, schema: str, name: str) -> str | None:
         [schema, name],
     ).fetchone()
     return None if row is None else str(row[0])
+
+
+KEY_SQL = {"integer": "BIGINT", "string": "VARCHAR"}
+
+
+def check_key_kind(con: Any, table: str, entity_key: str, key: str) -> None:
+    """A scores table keeps one kind of entity key: publishing the other kind is refused."""
+    row = con.execute(
+        "SELECT data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+        "AND column_name = ?",
+        [ROWS_SCHEMA, table, entity_key],
+    ).fetchone()
+    if row is not None and row[0] != KEY_SQL[key]:
+        raise other_key_kind(table, entity_key, row[0], key)
 
 
 def convert_wide_table(con: Any, table: str, entity_key: str) -> None:
@@ -172,14 +188,17 @@ class DuckDBWarehouse:
                 applied.append(version)
         return applied
 
-    def ensure_scores_table(self, table: str, entity_key: str) -> None:
+    def ensure_scores_table(
+        self, table: str, entity_key: str, key: str = "integer", probability: bool = True
+    ) -> None:
         """Create the slice-row store, the `<table>` view and the analyst views if missing.
 
         Rows are stored narrow, in `slice_rows.<table>` (entity key, run_date, model_version,
         score); the view `<table>` adds each slice's pipeline, model name and run id from its
         `published_slices` row, so a publish writes the constants once, not once per row.
         A table left by an earlier version (all seven columns stored per row) is converted
-        here, in one transaction, keeping every row it held.
+        here, in one transaction, keeping every row it held. `key` is the entity key's kind
+        (`integer` or `string`); a table holding the other kind refuses the publish.
         """
         if table in self._ready_tables:
             return
@@ -194,9 +213,11 @@ class DuckDBWarehouse:
                     if table_type(con, "main", table) == "BASE TABLE":
                         convert_wide_table(con, table, entity_key)
                     con.execute(
-                        f"""CREATE TABLE IF NOT EXISTS {stored} ({k} BIGINT NOT NULL, run_date DATE NOT NULL,
-                            model_version INTEGER NOT NULL, score DOUBLE PRECISION NOT NULL)"""
+                        f"""CREATE TABLE IF NOT EXISTS {stored} ({k} {KEY_SQL[key]} NOT NULL,
+                            run_date DATE NOT NULL, model_version INTEGER NOT NULL,
+                            score DOUBLE PRECISION NOT NULL)"""
                     )
+                    check_key_kind(con, table, entity_key, key)
                     con.execute(
                         f"""CREATE OR REPLACE VIEW {t} AS
                             SELECT r.{k}, r.run_date, s.pipeline, s.model_name, r.model_version, r.score, s.run_id
@@ -204,7 +225,7 @@ class DuckDBWarehouse:
                               ON s.scores_table = '{table}' AND s.run_date = r.run_date
                              AND s.model_version = r.model_version"""
                     )
-                    for name, select in analyst_views(table, entity_key):
+                    for name, select in analyst_views(table, entity_key, probability=probability):
                         con.execute(f"CREATE OR REPLACE VIEW {quoted(name)} AS {select}")
                     con.execute("COMMIT")
                 except BaseException:
@@ -224,8 +245,10 @@ class DuckDBWarehouse:
         """Audit the scores, then replace the slice in one transaction; raises AuditFailed on bad scores."""
         started, cpu_started = time.perf_counter(), time.process_time()
         self.migrate()
-        self.ensure_scores_table(target.table, target.entity_key)
         scores = read_scores(scores_path, target.entity_key)
+        self.ensure_scores_table(
+            target.table, target.entity_key, key_kind(scores, target.entity_key), target.probability
+        )
         raise_on_failures(audit_scores(scores, target, expected_rows), target)
         # the audit proved run_date and model_version equal the slice's: only keys and scores are stored
         audited = scores.select([target.entity_key, "score"])

@@ -18,7 +18,6 @@ milliseconds, and the attach needs no scan because the CHECK constraint implies 
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 import uuid
@@ -27,9 +26,6 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-import numpy as np
 
 from batchscore.storage.warehouse.contract import (
     MIGRATIONS,
@@ -40,54 +36,25 @@ from batchscore.storage.warehouse.contract import (
     analyst_views,
     audit_scores,
     duplicate_keys,
+    key_kind,
     no_pause,
     now,
+    other_key_kind,
     raise_on_failures,
     read_scores,
     validate_identifier,
 )
 from batchscore.storage.warehouse.duckdb_store import drift_row, evidence_json
-from batchscore.storage.warehouse.pg_binary import key_order, key_score_rows
+from batchscore.storage.warehouse.pg_binary import copy_stream
+from batchscore.storage.warehouse.pg_sql import lock_key, split_url, to_pyformat
 from batchscore.storage.warehouse.postgres_roles import grant_roles
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+PG_KEY_SQL = {"integer": "BIGINT", "string": "TEXT"}
 COPY_CHUNK_BYTES = 8 << 20
 SWAP_LOCK_TIMEOUT = "60s"  # waiting longer for readers to let go of the table fails the attempt loudly
-
-
-def lock_key(*parts: object) -> int:
-    """A signed 64-bit advisory lock key for a tuple of names (stable across processes)."""
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def split_url(url: str) -> tuple[str, str]:
-    """(libpq connection URL, schema) from `postgresql://...[?schema=name]`; the schema defaults to public."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
-        raise UnsupportedWarehouse(f"warehouse URL {url!r}: expected postgresql://user@host:port/database")
-    query = parse_qsl(parts.query)
-    schemas = [value for name, value in query if name == "schema"]
-    schema = validate_identifier(schemas[-1] if schemas else "public", "schema name")
-    rest = urlencode([(name, value) for name, value in query if name != "schema"])
-    return urlunsplit(("postgresql", parts.netloc, parts.path, rest, "")), schema
-
-
-def to_pyformat(query: str) -> str:
-    """Rewrite `?` placeholders (the callers' DuckDB style) as psycopg's `%s`, outside string literals."""
-    out, in_literal = [], False
-    for char in query:
-        if char == "'":
-            in_literal = not in_literal
-        if char == "%":
-            out.append("%%")
-        elif char == "?" and not in_literal:
-            out.append("%s")
-        else:
-            out.append(char)
-    return "".join(out)
 
 
 class PostgresWarehouse:
@@ -154,11 +121,15 @@ class PostgresWarehouse:
             self._migrated = True
             return applied
 
-    def ensure_scores_table(self, table: str, entity_key: str) -> None:
-        """Create the partitioned scores table and its analyst views if missing."""
+    def ensure_scores_table(
+        self, table: str, entity_key: str, key: str = "integer", probability: bool = True
+    ) -> None:
+        """Create the partitioned scores table and its analyst views if missing; a table
+        holding the other kind of entity key (`integer` or `string`) refuses the publish."""
         from psycopg import sql
 
         if table in self._ready_tables:
+            self._check_key_kind(table, entity_key, key)
             return
         t, k = self.ident(table), self.ident(entity_key)
         with self.connect() as con:
@@ -172,21 +143,32 @@ class PostgresWarehouse:
                 con.execute(
                     sql.SQL(
                         """CREATE TABLE {t} (
-                        {k} BIGINT NOT NULL, run_date DATE NOT NULL, pipeline TEXT NOT NULL,
+                        {k} {key_type} NOT NULL, run_date DATE NOT NULL, pipeline TEXT NOT NULL,
                         model_name TEXT NOT NULL, model_version INTEGER NOT NULL,
                         score DOUBLE PRECISION NOT NULL, run_id TEXT NOT NULL)
                         PARTITION BY RANGE (pipeline, run_date, model_version)"""
-                    ).format(t=t, k=k)
+                    ).format(t=t, k=k, key_type=sql.SQL(PG_KEY_SQL[key]))
                 )
                 for name, select in analyst_views(
-                    table, entity_key, quote=lambda n: self.ident(n).as_string(con)
+                    table, entity_key, quote=lambda n: self.ident(n).as_string(con), probability=probability
                 ):
                     con.execute(sql.SQL("CREATE VIEW {} AS ").format(self.ident(name)) + sql.SQL(select))
             elif kind[0] != "p":
                 raise UnsupportedWarehouse(
                     f"{self.schema}.{table} exists but is not partitioned by slice; rename it or migrate it by hand"
                 )
+        self._check_key_kind(table, entity_key, key)
         self._ready_tables.add(table)
+
+    def _check_key_kind(self, table: str, entity_key: str, key: str) -> None:
+        with self.connect() as con:
+            row = con.execute(
+                "SELECT data_type FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = %s AND column_name = %s",
+                [self.schema, table, entity_key],
+            ).fetchone()
+        if row is not None and row[0].upper() != PG_KEY_SQL[key]:
+            raise other_key_kind(table, entity_key, row[0], key)
 
     def publish_scores(
         self,
@@ -198,8 +180,10 @@ class PostgresWarehouse:
         """Audit, COPY into a fresh partition, swap it in, all in one transaction; raises AuditFailed on bad scores."""
         started, cpu_started = time.perf_counter(), time.process_time()
         self.migrate()
-        self.ensure_scores_table(target.table, target.entity_key)
-        scores, payload = self._read_and_audit(target, scores_path, expected_rows)
+        scores = read_scores(scores_path, target.entity_key)
+        key = key_kind(scores, target.entity_key)
+        self.ensure_scores_table(target.table, target.entity_key, key, target.probability)
+        payload = self._audit_and_encode(target, scores, expected_rows)
         timings: dict[str, float] = {"read_audit": time.perf_counter() - started}
         t, k = self.ident(target.table), self.ident(target.entity_key)
         partition_name = partition_table_name(target)
@@ -208,7 +192,7 @@ class PostgresWarehouse:
             self._lock_slice(con, target)
             con.execute("SET LOCAL maintenance_work_mem = '256MB'")
             mark = time.perf_counter()
-            self._create_partition(con, target, part, k, partition_name)
+            self._create_partition(con, target, part, k, partition_name, key)
             self._copy_into(con, part, k, payload, expected_rows, pause_at)
             timings["copy"] = time.perf_counter() - mark
             mark = time.perf_counter()
@@ -232,18 +216,10 @@ class PostgresWarehouse:
             "cpu_seconds": round(time.process_time() - cpu_started, 3),
         }
 
-    def _read_and_audit(
-        self, target: ScoresSlice, scores_path: Path, expected_rows: int
-    ) -> tuple[pa.Table, memoryview]:
-        """The audited scores and their binary COPY stream in key order (uniqueness is left to the index)."""
-        scores = read_scores(scores_path, target.entity_key)
+    def _audit_and_encode(self, target: ScoresSlice, scores: pa.Table, expected_rows: int) -> memoryview:
+        """The audited scores' binary COPY stream in key order (uniqueness is left to the index)."""
         raise_on_failures(audit_scores(scores, target, expected_rows, check_duplicates=False), target)
-        keys = scores.column(target.entity_key).to_numpy().astype(np.int64, copy=False)
-        order = key_order(keys)
-        payload = key_score_rows(
-            keys[order], scores.column("score").to_numpy().astype(np.float64, copy=False)[order]
-        )
-        return scores, payload
+        return copy_stream(scores, target.entity_key)
 
     def _lock_slice(self, con: Any, target: ScoresSlice) -> None:
         """Queue behind any other publish of the same slice (released at commit or rollback)."""
@@ -262,7 +238,7 @@ class PostgresWarehouse:
         )
 
     def _create_partition(
-        self, con: Any, target: ScoresSlice, part: Any, k: Any, partition_name: str
+        self, con: Any, target: ScoresSlice, part: Any, k: Any, partition_name: str, key: str
     ) -> None:
         """Create the staged table: the slice's constants as defaults and CHECK constraints."""
         from psycopg import sql
@@ -271,16 +247,22 @@ class PostgresWarehouse:
         con.execute(
             sql.SQL(
                 """CREATE TABLE {part} (
-                {k} BIGINT NOT NULL, run_date DATE NOT NULL DEFAULT {run_date},
+                {k} {key_type} NOT NULL, run_date DATE NOT NULL DEFAULT {run_date},
                 pipeline TEXT NOT NULL DEFAULT {pipeline}, model_name TEXT NOT NULL DEFAULT {model_name},
                 model_version INTEGER NOT NULL DEFAULT {version},
                 score DOUBLE PRECISION NOT NULL, run_id TEXT NOT NULL DEFAULT {run_id},
                 CONSTRAINT {slice_check} CHECK (pipeline = {pipeline} AND run_date = {run_date}
                                                 AND model_version = {version}),
-                CONSTRAINT {score_check} CHECK (score >= 0 AND score <= 1))"""
+                CONSTRAINT {score_check} CHECK ({score_range}))"""
             ).format(
                 part=part,
                 k=k,
+                key_type=sql.SQL(PG_KEY_SQL[key]),
+                score_range=sql.SQL(
+                    "score >= 0 AND score <= 1"
+                    if target.probability
+                    else "score > '-Infinity'::float8 AND score < 'Infinity'::float8"
+                ),
                 run_date=lit(target.run_date),
                 pipeline=lit(target.pipeline),
                 model_name=lit(target.model_name),
