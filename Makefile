@@ -15,7 +15,7 @@ export AIRFLOW_HOME ?= $(CURDIR)/var/airflow
 
 AIRFLOW_PORT ?= 8080
 
-.PHONY: setup demo test test-fast test-unit test-deps services browser lint format clean package airflow airflow-stop airflow-status
+.PHONY: setup demo test test-fast test-unit test-deps services browser mlflow-server-env lint format clean package airflow airflow-stop airflow-status
 
 setup: $(STAMP)
 
@@ -53,7 +53,20 @@ test-fast: setup services
 test-unit: setup
 	$(BIN)/python -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
 
-test-deps: services browser
+test-deps: services browser mlflow-server-env
+
+# The MLflow tracking server the tests run on loopback (tests/mlflow_server.py): full mlflow in
+# its own virtualenv, since it would downgrade pyarrow and others in .venv (which has the client,
+# mlflow-skinny, of the same version). Built once.
+MLFLOW_VERSION := 3.17.2
+MLFLOW_VENV    := .venv-mlflow
+mlflow-server-env: $(MLFLOW_VENV)/.installed
+
+$(MLFLOW_VENV)/.installed: | $(STAMP)
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(BIN)/uv pip install --quiet --python $(MLFLOW_VENV)/bin/python mlflow==$(MLFLOW_VERSION)
+	$(MLFLOW_VENV)/bin/mlflow --version
+	@touch $@
 
 services:
 	@bash infra/ci/ensure_services.sh

@@ -65,6 +65,7 @@ def model_ref(settings: Settings, version: ModelVersion) -> ModelRef:
         feature_names=version.feature_order,
         device=settings.pipeline.inference.device,
         task=version.task,
+        classes=tuple(version.metadata.get("classes") or ()) if version.task == "multiclass" else (),
     )
 
 
@@ -297,7 +298,7 @@ def score_partition(
         reports = collect_reports(transform(spark, spec)) if planned else []
         commit_task_outputs(reports, planned, stagings)
         if not planned:
-            write_empty(stagings, entity_key, key_type)
+            write_empty(stagings, entity_key, key_type, refs[0].classes)
         rows = {v: partition_rows(staging) for v, staging in stagings.items()}
     return {"rows": rows, "reports": reports, "tasks": len(planned), "threads_per_task": threads}
 
@@ -323,13 +324,17 @@ def key_type_of(files: Sequence[Path], entity_key: str) -> pa.DataType:
     return pa.string() if pa.types.is_string(key_type) or pa.types.is_large_string(key_type) else pa.int64()
 
 
-def write_empty(stagings: dict[int, Path], entity_key: str, key_type: pa.DataType) -> None:
+def write_empty(
+    stagings: dict[int, Path], entity_key: str, key_type: pa.DataType, classes: Sequence[str] = ()
+) -> None:
     """An empty features partition gives an empty scores partition (one file with the schema)."""
     import pyarrow.parquet as pq
 
     for staging in stagings.values():
         staging.mkdir(parents=True, exist_ok=True)
-        pq.write_table(output_schema(entity_key, key_type).empty_table(), staging / "part-00000.parquet")
+        pq.write_table(
+            output_schema(entity_key, key_type, classes).empty_table(), staging / "part-00000.parquet"
+        )
 
 
 def worker_model_loads(reports: Iterable[dict[str, Any]]) -> dict[str, int]:

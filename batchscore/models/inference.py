@@ -36,6 +36,7 @@ class ModelRef:
     feature_names: tuple[str, ...]
     device: str = "cpu"
     task: str = "binary"
+    classes: tuple[str, ...] = ()
 
 
 class Scorer(Protocol):

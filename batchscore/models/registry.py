@@ -298,32 +298,50 @@ TASK_OUTPUTS = {
 
 
 def source_lines(meta: dict[str, Any]) -> list[str]:
-    """Where an imported model came from: the file or MLflow URI, its checksum, who, when, why."""
+    """Where an imported model came from: the file or MLflow URI, its checksum, who, when, why,
+    the inputs it takes and the metrics its team handed in."""
     source = meta["source"]
     where = source.get("uri") or source.get("path", "?")
     run = f", MLflow run `{source['run_id']}`" if source.get("run_id") else ""
-    metrics = ", ".join(
-        f"{k} {v}" for k, v in sorted(meta.get("metrics", {}).items()) if not isinstance(v, dict)
-    )
-    return [
+    features = meta.get("feature_set", {})
+    order = meta.get("feature_order")
+    metrics = meta.get("metrics", {})
+    window = meta.get("training_window")
+    lines = [
         "## Source",
         "",
         f"- trained outside batchscore; imported from `{where}`{run} ({source.get('format', '?')}, "
         f"SHA-256 {str(source.get('sha256', '?'))[:16]}…)",
         f"- imported by {meta.get('imported_by', '?')} at {meta.get('imported_at', '?')}"
         + (f": {meta['note']}" if meta.get("note") else ""),
-        f"- metrics as handed in: {metrics or '(none given)'}",
+        f"- trained on {window['start']} .. {window['end']}" if window else "- training window: not declared",
         f"- drift reference: {meta.get('reference', {}).get('source', '?')}",
         "",
+        "## Inputs",
+        "",
+        f"- feature set `{features.get('name', '?')}` v{features.get('version', '?')}, "
+        f"hash `{str(features.get('hash', '?'))[:16]}`: " + ", ".join(features.get("features", [])),
+        f"- the model takes them in its own order: {', '.join(order)}"
+        if order
+        else "- in the feature set's order",
+        "",
+        "## Metrics (as handed in)",
+        "",
     ]
+    flat = {k: v for k, v in sorted(metrics.items()) if not isinstance(v, dict)}
+    lines += [f"- {k}: {v}" for k, v in flat.items()] or ["- none given (`--metrics FILE`)"]
+    return lines
 
 
 def model_card(meta: dict[str, Any]) -> str:
     """A human-readable card for one version: what it predicts, on what data, how well, and
     where not to trust it. Generated from the version's metadata, so it cannot disagree."""
-    metrics = meta.get("metrics", {})
-    window = meta.get("training_window", {})
-    features = meta.get("feature_set", {})
+    task = str(meta.get("task", "binary"))
+    made = (
+        f"- format {meta['source'].get('format', '?')}; artifacts: "
+        if "source" in meta
+        else f"- XGBoost {meta.get('xgboost_version', '?')}; artifacts: "
+    )
     lines = [
         f"# Model card: {meta.get('model')} v{meta.get('version')}",
         "",
@@ -331,12 +349,35 @@ def model_card(meta: dict[str, Any]) -> str:
         "",
         str(meta.get("predicts", "(not recorded)")),
         "",
-        f"- pipeline: `{meta.get('pipeline', '?')}`; label: `{meta.get('label', '?')}`; task: {meta.get('task', 'binary')}",
-        f"- output: {TASK_OUTPUTS.get(str(meta.get('task', 'binary')), '?')} per entity and day",
+        f"- pipeline: `{meta.get('pipeline', '?')}`; label: `{meta.get('label', '?')}`"
+        + (" (binary, 1 = event)" if task == "binary" else f"; task: {task}"),
+        f"- output: {TASK_OUTPUTS.get(task, '?')} per entity and day"
+        + (" (XGBoost `binary:logistic`)" if task == "binary" and "source" not in meta else ""),
         f"- created at {meta.get('created_at', '?')} from code version `{meta.get('code_version', '?')}`",
-        f"- XGBoost {meta.get('xgboost_version', '?')}; artifacts: "
-        + ", ".join(f"`{name}`" for name in sorted(meta.get("artifacts", {}))),
+        made + ", ".join(f"`{name}`" for name in sorted(meta.get("artifacts", {}))),
         "",
+        *(source_lines(meta) if "source" in meta else trained_lines(meta)),
+        "",
+        "## Limitations",
+        "",
+        "- Trained on the window above only: behaviour outside it (new products, prices, seasons) is "
+        "unknown; the nightly drift gate compares every day with this version's training reference.",
+        "- Scores are probabilities calibrated on the holdout period; they are not comparable across "
+        "versions without checking calibration."
+        if task != "regression"
+        else "- Predicted values are not comparable across versions without checking their error on recent labels.",
+        "- Refuses to score features from any other feature-set hash.",
+        "- Segments with few holdout rows have noisy metrics; do not read small differences there.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def trained_lines(meta: dict[str, Any]) -> list[str]:
+    """Data and holdout metrics of a version `batchscore train` or the retrain DAG produced."""
+    metrics = meta.get("metrics", {})
+    window = meta.get("training_window", {})
+    features = meta.get("feature_set", {})
+    lines = [
         "## Data",
         "",
         f"- labelled days {window.get('start', '?')} .. {window.get('end', '?')}, "
@@ -356,23 +397,9 @@ def model_card(meta: dict[str, Any]) -> str:
         f"| all | {metrics.get('holdout_rows', '?')} | {metrics.get('holdout_auc', '?')} | "
         f"{metrics.get('holdout_logloss', '?')} | {metrics.get('holdout_calibration_error', '?')} |",
     ]
-    if "source" in meta:
-        at = lines.index("## Data")
-        lines[at:at] = source_lines(meta)
     for name, seg in sorted(meta.get("metrics_by_segment", {}).items()):
         lines.append(
             f"| {name} | {seg.get('rows', '?')} | {seg.get('auc', '?')} | {seg.get('logloss', '?')} | "
             f"{seg.get('calibration_error', '?')} |"
         )
-    lines += [
-        "",
-        "## Limitations",
-        "",
-        "- Trained on the window above only: behaviour outside it (new products, prices, seasons) is "
-        "unknown; the nightly drift gate compares every day with this version's training reference.",
-        "- Scores are probabilities calibrated on the holdout period; they are not comparable across "
-        "versions without checking calibration.",
-        "- Refuses to score features from any other feature-set hash.",
-        "- Segments with few holdout rows have noisy metrics; do not read small differences there.",
-    ]
-    return "\n".join(lines) + "\n"
+    return lines

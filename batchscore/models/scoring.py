@@ -109,37 +109,51 @@ def load_scorer(ref: ModelRef, threads: int = 0) -> Scorer:
 INT_KEY = pa.int64()
 
 
-def output_schema(entity_key: str, key_type: pa.DataType = INT_KEY) -> pa.Schema:
+def output_schema(entity_key: str, key_type: pa.DataType = INT_KEY, classes: Sequence[str] = ()) -> pa.Schema:
     """The scores partition's columns; the scores suite and `publish` read exactly these.
 
-    The key keeps the features partition's type: a 64-bit integer or a string.
+    The key keeps the features partition's type: a 64-bit integer or a string. A multiclass
+    model adds the top class (`predicted_class`) and one `p_<class>` probability per class;
+    its `score` is the top class's probability.
     """
-    return pa.schema(
-        [
-            (entity_key, key_type),
-            (SCORE_COLUMN, pa.float64()),
-            ("model_version", pa.int64()),
-            ("run_date", pa.date32()),
-        ]
-    )
+    fields = [
+        (entity_key, key_type),
+        (SCORE_COLUMN, pa.float64()),
+        ("model_version", pa.int64()),
+        ("run_date", pa.date32()),
+    ]
+    if classes:
+        fields += [("predicted_class", pa.string())] + [(f"p_{c}", pa.float64()) for c in classes]
+    return pa.schema(fields)
 
 
 def scores_batch(
-    keys: pa.Array, scores: np.ndarray, version: int, run_date: date, entity_key: str
+    keys: pa.Array,
+    scores: np.ndarray,
+    version: int,
+    run_date: date,
+    entity_key: str,
+    classes: Sequence[str] = (),
 ) -> pa.RecordBatch:
+    """One batch of the scores partition; `scores` is (rows,) or, multiclass, (rows, classes)."""
     rows = len(keys)
     key_type = (
         pa.string() if pa.types.is_string(keys.type) or pa.types.is_large_string(keys.type) else pa.int64()
     )
-    return pa.RecordBatch.from_arrays(
-        [
-            keys.cast(key_type),
-            pa.array(scores, type=pa.float64()),
-            pa.array(np.full(rows, version, dtype=np.int64)),
-            pa.array(np.full(rows, np.datetime64(run_date, "D"))),
-        ],
-        schema=output_schema(entity_key, key_type),
-    )
+    top = scores.max(axis=1) if scores.ndim == 2 else scores
+    columns = [
+        keys.cast(key_type),
+        pa.array(top, type=pa.float64()),
+        pa.array(np.full(rows, version, dtype=np.int64)),
+        pa.array(np.full(rows, np.datetime64(run_date, "D"))),
+    ]
+    if classes:
+        if scores.ndim != 2 or scores.shape[1] != len(classes):
+            raise ScoringError(f"model v{version} gives {scores.shape} outputs for {len(classes)} classes")
+        names = pa.array(list(classes), type=pa.string())
+        columns.append(names.take(pa.array(np.argmax(scores, axis=1))))
+        columns += [pa.array(scores[:, j], type=pa.float64()) for j in range(len(classes))]
+    return pa.RecordBatch.from_arrays(columns, schema=output_schema(entity_key, key_type, classes))
 
 
 def score_batches(
@@ -152,7 +166,8 @@ def score_batches(
         if batch.num_rows == 0:
             continue
         scores = scorer.predict(feature_matrix(batch, ref.feature_names), threads)
-        yield scores_batch(_as_array(batch.column(entity_key)), scores, ref.version, run_date, entity_key)
+        keys = _as_array(batch.column(entity_key))
+        yield scores_batch(keys, scores, ref.version, run_date, entity_key, ref.classes)
 
 
 def _as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -245,7 +260,7 @@ def run_work_item(spec: ScoringPass, item: WorkItem, attempt: str) -> list[dict[
     try:
         for path in outputs:
             path.parent.mkdir(parents=True, exist_ok=True)
-            schema = output_schema(spec.entity_key, spec.key_type)
+            schema = output_schema(spec.entity_key, spec.key_type, spec.refs[0].classes)
             writers.append(pq.ParquetWriter(path, schema, compression="snappy"))
         # A GPU wants large batches (kernel launches and copies amortised over many rows).
         batch_rows = max(spec.batch_rows, GPU_BATCH_ROWS) if _on_gpu(scorers) else spec.batch_rows
@@ -260,7 +275,7 @@ def run_work_item(spec: ScoringPass, item: WorkItem, attempt: str) -> list[dict[
             keys = _as_array(batch.column(spec.entity_key))
             for ref, model_scores, writer in zip(spec.refs, scores, writers, strict=True):
                 writer.write_batch(
-                    scores_batch(keys, model_scores, ref.version, spec.run_date, spec.entity_key)
+                    scores_batch(keys, model_scores, ref.version, spec.run_date, spec.entity_key, ref.classes)
                 )
             rows += batch.num_rows
     finally:

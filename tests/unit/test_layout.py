@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "batchscore.examples": 5,
     "features": 5,
     "jobs": 6,
+    "batchscore.authoring": 6,
     "batchscore.orchestration": 7,
     "batchscore.cli": 8,
     "dags": 9,
