@@ -62,8 +62,17 @@ SHIPMENTS_SCHEMA = pa.schema(
 )
 
 OUTCOMES_SCHEMA = pa.schema(
-    [("shipment_id", pa.string()), ("label_date", pa.date32()), ("delivery_hours", pa.float64())]
+    [
+        ("shipment_id", pa.string()),
+        ("label_date", pa.date32()),
+        ("delivery_hours", pa.float64()),
+        ("delivery_speed", pa.string()),
+    ]
 )
+SPEEDS = ("fast", "standard", "slow")
+"""`delivery_speed`, the multiclass label of the `delivery_speed` pipeline: within two days,
+within three and a half, later."""
+SPEED_LIMITS_H = (48.0, 84.0)
 
 
 @dataclass(frozen=True)
@@ -190,8 +199,9 @@ def outcomes_for(spec: DeliveriesSpec, day: date, table: pa.Table, expected: np.
     """How long each shipment created on `day` took: its expected hours times lognormal noise."""
     rng = np.random.default_rng([spec.seed, 11, (day - EPOCH).days])
     hours = np.clip(expected * rng.lognormal(0.0, 0.12, len(expected)), 0.5, 999.0).round(2)
+    speed = pa.array(np.asarray(SPEEDS)[np.searchsorted(SPEED_LIMITS_H, hours, side="left")])
     return pa.Table.from_arrays(
-        [table["shipment_id"], table["created_date"], pa.array(hours)], schema=OUTCOMES_SCHEMA
+        [table["shipment_id"], table["created_date"], pa.array(hours), speed], schema=OUTCOMES_SCHEMA
     )
 
 

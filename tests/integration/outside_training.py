@@ -19,7 +19,7 @@ def training_frame(spark: Any, lake: Path, pipeline: str = "deliveries") -> pd.D
     feature_set = load_feature_set(f"features.{pipeline}")
     raw = spark.read.parquet(str(lake / "raw" / "shipments"))
     labels = spark.read.parquet(str(lake / "raw" / "shipment_outcomes")).select(
-        "shipment_id", F.col("delivery_hours").cast("double")
+        "shipment_id", F.col("delivery_hours").cast("double"), "delivery_speed"
     )
     return compute_features(raw, feature_set).join(labels, "shipment_id").toPandas()
 
@@ -58,3 +58,19 @@ def train_sklearn_onnx(frame: pd.DataFrame, out: Path) -> tuple[Path, Any]:
     path = out / "deliveries-sklearn.onnx"
     path.write_bytes(onx.SerializeToString())
     return path, model
+
+
+def train_xgboost_multiclass(frame: pd.DataFrame, out: Path) -> Path:
+    """A `multi:softprob` booster whose class k is SPEEDS[k] (the pipeline's `classes` order)."""
+    import xgboost as xgb
+
+    from batchscore.examples.deliveries import SPEEDS
+
+    names = load_feature_set("features.deliveries").names
+    label = frame["delivery_speed"].map({s: k for k, s in enumerate(SPEEDS)})
+    matrix = xgb.DMatrix(frame[names].to_numpy(np.float32), label=label, feature_names=names)
+    params = {"objective": "multi:softprob", "num_class": len(SPEEDS), "max_depth": 4, "eta": 0.3}
+    booster = xgb.train(params, matrix, 30)
+    path = out / "delivery_speed.ubj"
+    booster.save_model(str(path))
+    return path

@@ -18,7 +18,12 @@ import pytest
 
 from features import load_feature_set
 from tests.conftest import settings_env
-from tests.integration.outside_training import train_sklearn_onnx, train_xgboost, training_frame
+from tests.integration.outside_training import (
+    train_sklearn_onnx,
+    train_xgboost,
+    train_xgboost_multiclass,
+    training_frame,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -63,7 +68,14 @@ def home(tmp_path_factory, spark) -> dict[str, object]:
     xgb_path = train_xgboost(frame, models)
     onnx_path, sklearn_model = train_sklearn_onnx(frame, models)
     (models / "metrics.json").write_text(json.dumps({"holdout_rmse": 9.9, "holdout_mae": 6.1}))
-    return {"home": home, "xgb": xgb_path, "onnx": onnx_path, "sklearn": sklearn_model}
+    multiclass = train_xgboost_multiclass(frame, models)
+    return {
+        "home": home,
+        "xgb": xgb_path,
+        "onnx": onnx_path,
+        "sklearn": sklearn_model,
+        "multiclass": multiclass,
+    }
 
 
 def scores(home: Path, version: int | None = None) -> list[tuple]:
@@ -133,3 +145,36 @@ def test_an_onnx_model_from_scikit_learn_scores_like_scikit_learn(home):
     published = scores(root, version=2)
     assert [r[0] for r in published] == features["shipment_id"].tolist()
     np.testing.assert_allclose([r[3] for r in published], expected, rtol=1e-4, atol=1e-3)
+
+
+def test_a_multiclass_model_publishes_class_probabilities_and_the_top_class(home):
+    root: Path = home["home"]  # type: ignore[assignment]
+    out = ok(
+        cli(
+            root,
+            "models",
+            "import",
+            "--pipeline",
+            "delivery_speed",
+            "--model",
+            str(home["multiclass"]),
+            "--alias",
+            "champion",
+        )
+    )
+    assert "delivery_speed_xgb v1: xgboost model registered" in out
+    run = ok(cli(root, "run", "--pipeline", "delivery_speed", "--date", DAY1.isoformat()))
+    assert "SUCCESS" in run and f"published {ROWS:,}" in run, run
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "SELECT shipment_id, score, predicted_class, p_fast, p_standard, p_slow FROM scores_delivery_speed"
+        ).fetchall()
+        shares = con.execute(
+            "SELECT share_fast + share_standard + share_slow FROM scores_delivery_speed_by_day"
+        ).fetchall()
+    assert len(rows) == ROWS
+    for _, score, top, *probabilities in rows:
+        assert abs(sum(probabilities) - 1) < 1e-3 and score == max(probabilities)
+        assert top == ("fast", "standard", "slow")[int(np.argmax(probabilities))]
+    assert len({r[2] for r in rows}) >= 2, "a learnable label predicts more than one class"
+    assert shares == [(pytest.approx(1.0),)]

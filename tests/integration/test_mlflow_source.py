@@ -201,3 +201,48 @@ def test_an_unreachable_tracking_server_is_bad_input_quickly(tmp_path: Path) -> 
     assert f"MLFLOW_TRACKING_URI={dead}" in str(raised.value) and "models:/churn-xgboost/1" in str(
         raised.value
     )
+
+
+def test_models_import_registers_an_mlflow_model_with_its_run(
+    mlflow_tracking_uri, tmp_path, monkeypatch, capsys
+):
+    """`batchscore models import --model models:/…` end to end: the version records the URI and run."""
+    import mlflow
+    import pandas as pd
+    import xgboost
+
+    from batchscore.cli import main
+    from batchscore.models.registry import ModelRegistry
+    from batchscore.storage.lake import Lake
+    from features import load_feature_set
+    from tests.conftest import settings_env
+
+    names = load_feature_set("features.churn").names
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(size=(300, len(names))).astype(np.float32), columns=names)
+    y = (frame["tenure_months"] > 0).astype(int)
+    mlflow.set_tracking_uri(mlflow_tracking_uri)
+    with mlflow.start_run() as run:
+        booster = xgboost.train({"objective": "binary:logistic"}, xgboost.DMatrix(frame, y), 5)
+        info = mlflow.xgboost.log_model(
+            booster, name="model", model_format="ubj", pip_requirements=["xgboost"]
+        )
+    mlflow.register_model(info.model_uri, "churn-from-mlflow", await_registration_for=0)
+    reference = tmp_path / "reference.parquet"
+    frame.assign(customer_id=np.arange(len(frame))).to_parquet(reference, index=False)
+    for key, value in {**settings_env(tmp_path), "MLFLOW_TRACKING_URI": mlflow_tracking_uri}.items():
+        monkeypatch.setenv(key, value)
+
+    args = ["models", "import", "--pipeline", "churn", "--reference", str(reference), "--alias", "champion"]
+    assert main([*args, "--model", "models:/churn-from-mlflow/1"]) == 0, capsys.readouterr()
+    version = ModelRegistry(Lake(str(tmp_path / "lake")), "churn_xgb").get(1)
+    assert version.metadata["source"]["kind"] == "mlflow"
+    assert version.metadata["source"]["uri"] == "models:/churn-from-mlflow/1"
+    assert version.metadata["source"]["run_id"] == run.info.run_id
+    assert "MLflow run" in (version.path / "model_card.md").read_text()
+
+    capsys.readouterr()
+    assert main([*args, "--model", "models:/churn-from-mlflow/9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    assert ModelRegistry(Lake(str(tmp_path / "lake")), "churn_xgb").versions() == [1]
