@@ -180,6 +180,12 @@ class PromotionSettings(_Strict):
     max_artifact_bytes: int = Field(default=50_000_000, gt=0)
     min_rows_per_s: float = Field(default=20_000, gt=0)
     min_shadow_rows: int = Field(default=1_000, gt=0)
+    # `batchscore models compare`, regression: the challenger's RMSE must be at least this share
+    # lower than the champion's (relative: 0.02 = 2 % lower; 0.0 = not worse).
+    min_rmse_reduction: float = 0.0
+    # `batchscore models compare`, multiclass: the challenger's log loss must be at least this
+    # share lower than the champion's (relative; 0.0 = not worse).
+    min_logloss_reduction: float = 0.0
 
 
 class ScheduleSettings(_Strict):

@@ -101,6 +101,7 @@ def publish_slice(
         model_version=model_version,
         run_id=run_id,
         task=pipeline.model.task,
+        classes=tuple(pipeline.model.classes) if pipeline.model.task == "multiclass" else (),
     )
     return warehouse.publish_scores(target, scores_path, expected_rows=int(manifest["rows"])), manifest
 

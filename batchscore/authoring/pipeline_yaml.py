@@ -41,7 +41,7 @@ def _quoted(text: str) -> str:
 
 
 def _pad(line: str, comment: str, width: int = 27) -> str:
-    return f"{line:<{width}}# {comment}"
+    return f"{line:<{width - 1}} # {comment}"
 
 
 def _labels_lines(labels: LabelChoice) -> list[str]:

@@ -36,6 +36,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
             cmd.add_argument("--all", action="store_true", help="every alias, not only --alias")
         cmd.set_defaults(func=cmd_models)
     add_import(models_sub)
+    add_compare(models_sub)
 
 
 def add_import(models_sub: argparse._SubParsersAction) -> None:
@@ -87,10 +88,72 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(f"  drift reference: {result['reference']}")
     move = result["alias"]
     if move:
-        print(f"  {move['alias']}: v{move['from_version']} -> v{move['to_version']}")
+        was = f"v{move['from_version']}" if move["from_version"] is not None else "none"
+        print(f"  {move['alias']} -> v{move['to_version']} (was {was})")
     else:
         print("  no alias moved (pass --alias, or `batchscore models promote`)")
     return 0
+
+
+def add_compare(models_sub: argparse._SubParsersAction) -> None:
+    from datetime import date
+
+    cmd = models_sub.add_parser(
+        "compare", help="score labelled lake data with a challenger and the champion; gate its promotion"
+    )
+    cmd.add_argument("--pipeline", required=True)
+    cmd.add_argument("--challenger", type=int, required=True, help="the version to compare with the champion")
+    cmd.add_argument("--days", type=int, default=7, help="label partitions that arrived in this many days")
+    cmd.add_argument(
+        "--end-date",
+        type=date.fromisoformat,
+        help="the last arrival day (default: the newest label partition)",
+    )
+    cmd.add_argument("--promote", action="store_true", help="move the alias to the challenger when it passes")
+    cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    cmd.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """`batchscore models compare`: exit 0 when the challenger passes, 1 when it is rejected."""
+    from batchscore.models.registry import RegistryError
+    from jobs.compare import PROMOTE, run
+
+    settings = load_settings(args.pipeline)
+    try:
+        result = run(settings, args.challenger, days=args.days, end_date=args.end_date, promote=args.promote)
+    except RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, indent=2, default=str, sort_keys=True))
+        return 0 if result["decision"] == PROMOTE else 1
+    champion, challenger = result["champion"] or {}, result["challenger"]
+    names = [k for k in challenger if k not in ("version", "error")] or ["error"]
+    print(
+        f"{result['model']} ({result['task']}): v{challenger['version']} vs {result['alias']} "
+        + (f"v{champion['version']}" if champion else "(none)")
+        + f" on {result['rows']} labelled rows, label partitions {', '.join(result['label_partitions'])}"
+    )
+    print_table(
+        [{"metric": k, "champion": champion.get(k), "challenger": challenger.get(k)} for k in names],
+        ["metric", "champion", "challenger"],
+    )
+    if result["days_without_features"]:
+        print(
+            f"  labelled days without a complete features partition: {', '.join(result['days_without_features'])}"
+        )
+    if result["skipped_unknown_labels"]:
+        print(f"  {result['skipped_unknown_labels']} rows skipped: label not one of the pipeline's classes")
+    print(f"decision: {result['decision'].upper()}")
+    for reason in result["reasons"]:
+        print(f"  - {reason}")
+    move = result["move"]
+    if move:
+        print(f"  {move['alias']}: v{move['from_version']} -> v{move['to_version']} (compare gate passed)")
+    elif result["decision"] == PROMOTE:
+        print("  no alias moved (pass --promote)")
+    return 0 if result["decision"] == PROMOTE else 1
 
 
 def _feature_names(value: str | None) -> tuple[str, ...] | None:

@@ -25,10 +25,12 @@ from tests.integration.airflow_services import (
     fresh_postgres_database,
     set_admin_password,
 )
+from tests.integration.outside_training import train_xgboost, training_frame
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 DAG_ID = "batchscore_churn"
+DELIVERIES_DAG_ID = "batchscore_deliveries"
 DATES = [date(2026, 11, 10), date(2026, 11, 11), date(2026, 11, 12)]
 ROWS = 2000
 PORT = 18071
@@ -46,13 +48,30 @@ def quick_retry_pipelines(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory) -> Iterator[dict[str, Any]]:
-    """A seeded lake with a champion, and Airflow services on PostgreSQL serving the repo's DAGs."""
+def deployment(tmp_path_factory, spark) -> Iterator[dict[str, Any]]:
+    """A seeded lake with a champion for churn and an imported one for deliveries (trained
+    outside batchscore), and Airflow services on PostgreSQL serving the repo's DAGs."""
     home = tmp_path_factory.mktemp("airflow-services")
     pipelines = quick_retry_pipelines(home / "pipelines")
     cli(home, "lake", "seed", "--days", "12", "--rows", str(ROWS), "--end-date", DATES[-1].isoformat())
     assert "Registered churn_xgb v1 as champion" in cli(
         home, "train", "--pipeline", "churn", "--date", "2026-11-09"
+    )
+    end = DATES[-1].isoformat()
+    cli(
+        home, "lake", "seed", "--example", "deliveries", "--days", "8", "--rows", str(ROWS), "--end-date", end
+    )
+    handed_over = train_xgboost(training_frame(spark, home / "lake"), home)
+    assert "deliveries_xgb v1" in cli(
+        home,
+        "models",
+        "import",
+        "--pipeline",
+        "deliveries",
+        "--model",
+        str(handed_over),
+        "--alias",
+        "champion",
     )
     with fresh_postgres_database() as db_url:
         server = AirflowServerSettings(home=home / "airflow", db_url=db_url, port=PORT)
@@ -69,6 +88,7 @@ def deployment(tmp_path_factory) -> Iterator[dict[str, Any]]:
             start(server, ["api-server", "scheduler", "dag-processor"], extra_env=extra)
             api = AirflowAPI(f"http://127.0.0.1:{PORT}", password)
             api.wait_for_dag(DAG_ID)
+            api.wait_for_dag(DELIVERIES_DAG_ID)
             yield {"home": home, "server": server, "api": api, "password": password, "db_url": db_url}
         finally:
             stop(server.home)
@@ -127,6 +147,35 @@ def test_backfill_through_the_rest_api_publishes_three_days(deployment, backfill
     assert per_day == [(d, ROWS, ROWS, True, True, run_ids[d.isoformat()], 1) for d in DATES]
     assert runs == [(d, "published", ROWS, ROWS, 1, run_ids[d.isoformat()]) for d in DATES]
     assert [g[0] for g in gates] == DATES
+
+
+def test_a_regression_pipeline_with_string_keys_backfills_like_churn(deployment, backfilled):
+    """deliveries (an imported regression model, string keys) backfilled the same way."""
+    api: AirflowAPI = deployment["api"]
+    api.patch(f"/api/v2/dags/{DELIVERIES_DAG_ID}", {"is_paused": False})
+    days = DATES[1:]
+    api.post(
+        "/api/v2/backfills",
+        {
+            "dag_id": DELIVERIES_DAG_ID,
+            "from_date": f"{days[0].isoformat()}T00:00:00Z",
+            "to_date": f"{days[-1].isoformat()}T00:00:00Z",
+            "max_active_runs": 2,
+        },
+    )
+    runs = api.wait_for_runs(DELIVERIES_DAG_ID, count=len(days), timeout_s=1200)
+    failed = {
+        r["dag_run_id"]: api.task_states(DELIVERIES_DAG_ID, r["dag_run_id"])
+        for r in runs
+        if r["state"] != "success"
+    }
+    assert not failed, f"failed runs: {failed}"
+    with duckdb.connect(str(deployment["home"] / "warehouse.duckdb"), read_only=True) as con:
+        per_day = con.execute(
+            "SELECT run_date, count(*), count(DISTINCT shipment_id), min(starts_with(shipment_id, 'SHP-')), "
+            "max(model_version) FROM scores_deliveries GROUP BY run_date ORDER BY run_date"
+        ).fetchall()
+    assert per_day == [(d, ROWS, ROWS, True, 1) for d in days]
 
 
 def test_the_ui_grid_shows_the_three_successful_runs(deployment, backfilled):

@@ -364,3 +364,10 @@ def test_validate_catches_files_that_disagree(home):
     suite_path.write_text(json.dumps(suite))
     with pytest.raises(BadInput, match="missing plan"):
         check_pipeline("acct", home / "pipelines", home)
+
+
+def test_a_long_name_still_writes_valid_yaml(home):
+    """Values longer than the comment column keep a space before `#` (else YAML fails to parse)."""
+    new(home, "parcel_eta_with_a_rather_long_name")
+    pipeline = load_pipeline(home / "pipelines" / "parcel_eta_with_a_rather_long_name.yaml")
+    assert pipeline.features == "features.parcel_eta_with_a_rather_long_name"

@@ -21,6 +21,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from batchscore.errors import PermanentFailure
+from batchscore.storage.warehouse.multiclass import (
+    audit_multiclass,
+    check_class_names,
+    class_columns,
+    describe_classes,
+    select_sql,
+    share_columns_sql,
+    stored_classes,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -71,10 +80,18 @@ class ScoresSlice:
     run_id: str
     task: str = "binary"
     """binary and multiclass scores are probabilities in [0, 1]; regression scores any finite value."""
+    classes: tuple[str, ...] = ()
+    """multiclass only: the class names, in the model's output order (one `p_<class>` column each)."""
 
     def __post_init__(self) -> None:
         validate_identifier(self.table, "table name")
         validate_identifier(self.entity_key, "entity key column")
+        object.__setattr__(self, "classes", tuple(self.classes))
+        problem = check_class_names(self.classes)
+        if problem:
+            raise InvalidIdentifier(problem)
+        if self.classes and self.task != "multiclass":
+            raise ValueError(f"classes apply to multiclass scores only (task is {self.task})")
 
     @property
     def probability(self) -> bool:
@@ -219,24 +236,47 @@ def other_key_kind(table: str, entity_key: str, stored: str, key: str) -> AuditF
     )
 
 
+def other_classes(table: str, stored: tuple[str, ...], classes: tuple[str, ...]) -> AuditFailed:
+    """The refusal when a scores table was created for other classes (or none) than these scores'."""
+    return AuditFailed(
+        f"table {table} stores {describe_classes(stored)}, these are {describe_classes(classes)}; "
+        "nothing was published (give the pipeline its own warehouse.scores_table)"
+    )
+
+
+def check_classes(table: str, columns: list[str], classes: tuple[str, ...]) -> None:
+    """A scores table keeps the classes it was created for: other classes (or none) are refused."""
+    stored = stored_classes(columns)
+    if stored != tuple(classes):
+        raise other_classes(table, stored, tuple(classes))
+
+
 def analyst_views(
-    table: str, entity_key: str, quote: Callable[[str], str] = quoted, probability: bool = True
+    table: str,
+    entity_key: str,
+    quote: Callable[[str], str] = quoted,
+    probability: bool = True,
+    classes: tuple[str, ...] = (),
 ) -> list[tuple[str, str]]:
     """(view name, portable SELECT) for the analyst views over one scores table.
 
-    `latest_<table>`: each entity's latest score (latest run date, then highest model version).
+    `latest_<table>`: each entity's latest score (latest run date, then highest model version),
+    with the predicted class and class probabilities for multiclass scores.
     `<table>_by_day`: rows, mean and quantiles of the score per run date and model version, and
-    the share above one half for probabilities, the range for regression values.
+    the share above one half for probabilities (the share of each predicted class for
+    multiclass scores), the range for regression values.
     """
     t, k = quote(validate_identifier(table)), quote(validate_identifier(entity_key))
-    columns = f"{k}, run_date, pipeline, model_name, model_version, score, run_id"
+    columns = f"{k}, run_date, pipeline, model_name, model_version, score{select_sql(classes)}, run_id"
     latest = f"""SELECT {columns} FROM (
             SELECT {columns}, row_number() OVER (
                 PARTITION BY {k} ORDER BY run_date DESC, model_version DESC) AS recency
             FROM {t}) ranked
         WHERE recency = 1"""
     last_columns = (
-        "CAST(avg(CASE WHEN score >= 0.5 THEN 1.0 ELSE 0.0 END) AS DOUBLE PRECISION) AS share_above_half"
+        share_columns_sql(classes)
+        if classes
+        else "CAST(avg(CASE WHEN score >= 0.5 THEN 1.0 ELSE 0.0 END) AS DOUBLE PRECISION) AS share_above_half"
         if probability
         else "min(score) AS min_score, max(score) AS max_score"
     )
@@ -251,19 +291,26 @@ def analyst_views(
     ]
 
 
-def read_scores(scores_path: Path, entity_key: str) -> pa.Table:
-    """The scores partition's Parquet files as one Arrow table (entity key, score, model_version, run_date)."""
+def read_scores(scores_path: Path, entity_key: str, classes: tuple[str, ...] = ()) -> pa.Table:
+    """The scores partition's Parquet files as one Arrow table (entity key, score, model_version,
+    run_date, and for multiclass scores predicted_class and one p_<class> per class)."""
     import pyarrow.parquet as pq
 
     files = sorted(scores_path.glob("*.parquet"))
     if not files:
         raise AuditFailed(f"no score files in {scores_path}; nothing was published")
+    extra = class_columns(classes)
     try:
-        table = pq.ParquetDataset([str(f) for f in files], partitioning=None).read(
-            columns=[entity_key, "score", "model_version", "run_date"]
-        )
+        dataset = pq.ParquetDataset([str(f) for f in files], partitioning=None)
+        missing = [name for name in extra if name not in dataset.schema.names]
+        if not missing:
+            table = dataset.read(columns=[entity_key, "score", "model_version", "run_date", *extra])
     except (KeyError, ValueError, OSError) as exc:
         raise AuditFailed(f"unreadable scores in {scores_path}: {exc}; nothing was published") from exc
+    if missing:
+        raise AuditFailed(
+            f"scores in {scores_path} lack the multiclass columns {', '.join(missing)}; nothing was published"
+        )
     return table
 
 
@@ -312,6 +359,8 @@ def audit_scores(
     )
     if other_dates:
         failures.append(f"{other_dates} rows for another run date than {target.run_date}")
+    if target.classes:
+        failures += audit_multiclass(scores, target.classes)
     return failures
 
 

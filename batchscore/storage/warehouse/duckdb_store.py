@@ -6,8 +6,8 @@ writes its row in `published_slices` in the same transaction as the scores, so t
 publishes of the same slice always conflict; the loser retries with backoff (bounded, the
 last error re-raised) and then replaces the winner's set. Exactly one set remains.
 
-Scores are stored narrow (`slice_rows.<table>`: key, run_date, model_version, score) and
-read through the view `<table>`, which joins each slice's constants (pipeline, model name,
+Scores are stored narrow (`slice_rows.<table>`: key, run_date, model_version, score, and for
+multiclass scores predicted_class and one p_<class> per class) and read through the view `<table>`, which joins each slice's constants (pipeline, model name,
 run id) from `published_slices`: a row and its slice's record are committed together, so
 the view never shows a row without its slice or a slice with another run's rows.
 """
@@ -32,6 +32,7 @@ from batchscore.storage.warehouse.contract import (
     ScoresSlice,
     analyst_views,
     audit_scores,
+    check_classes,
     key_kind,
     no_pause,
     now,
@@ -41,6 +42,7 @@ from batchscore.storage.warehouse.contract import (
     read_scores,
     with_backoff,
 )
+from batchscore.storage.warehouse.multiclass import class_columns, columns_sql, select_sql
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -82,15 +84,20 @@ def table_type(con: Any, schema: str, name: str) -> str | None:
 KEY_SQL = {"integer": "BIGINT", "string": "VARCHAR"}
 
 
-def check_key_kind(con: Any, table: str, entity_key: str, key: str) -> None:
-    """A scores table keeps one kind of entity key: publishing the other kind is refused."""
-    row = con.execute(
-        "SELECT data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-        "AND column_name = ?",
-        [ROWS_SCHEMA, table, entity_key],
-    ).fetchone()
-    if row is not None and row[0] != KEY_SQL[key]:
-        raise other_key_kind(table, entity_key, row[0], key)
+def check_key_kind(con: Any, table: str, entity_key: str, key: str, classes: tuple[str, ...] = ()) -> None:
+    """A scores table keeps one kind of entity key and the classes it was created for:
+    publishing the other kind, or other classes, is refused."""
+    columns = dict(
+        con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
+            "AND table_name = ? ORDER BY ordinal_position",
+            [ROWS_SCHEMA, table],
+        ).fetchall()
+    )
+    stored = columns.get(entity_key)
+    if stored is not None and stored != KEY_SQL[key]:
+        raise other_key_kind(table, entity_key, stored, key)
+    check_classes(table, list(columns), classes)
 
 
 def convert_wide_table(con: Any, table: str, entity_key: str) -> None:
@@ -132,7 +139,7 @@ class DuckDBWarehouse:
         self.path = Path(url.removeprefix("duckdb://"))
         self.retry_attempts = retry_attempts
         self._migrated = False
-        self._ready_tables: set[str] = set()
+        self._ready_tables: set[tuple[object, ...]] = set()
         self._lock = threading.Lock()
 
     @contextmanager
@@ -189,7 +196,12 @@ class DuckDBWarehouse:
         return applied
 
     def ensure_scores_table(
-        self, table: str, entity_key: str, key: str = "integer", probability: bool = True
+        self,
+        table: str,
+        entity_key: str,
+        key: str = "integer",
+        probability: bool = True,
+        classes: tuple[str, ...] = (),
     ) -> None:
         """Create the slice-row store, the `<table>` view and the analyst views if missing.
 
@@ -198,9 +210,11 @@ class DuckDBWarehouse:
         `published_slices` row, so a publish writes the constants once, not once per row.
         A table left by an earlier version (all seven columns stored per row) is converted
         here, in one transaction, keeping every row it held. `key` is the entity key's kind
-        (`integer` or `string`); a table holding the other kind refuses the publish.
+        (`integer` or `string`); a table holding the other kind refuses the publish, and so
+        does one created for other `classes` (multiclass) or none.
         """
-        if table in self._ready_tables:
+        shape = (table, entity_key, key, probability, tuple(classes))
+        if shape in self._ready_tables:
             return
         stored = f"{ROWS_SCHEMA}.{quoted(table)}"
         t, k = quoted(table), quoted(entity_key)
@@ -215,17 +229,20 @@ class DuckDBWarehouse:
                     con.execute(
                         f"""CREATE TABLE IF NOT EXISTS {stored} ({k} {KEY_SQL[key]} NOT NULL,
                             run_date DATE NOT NULL, model_version INTEGER NOT NULL,
-                            score DOUBLE PRECISION NOT NULL)"""
+                            score DOUBLE PRECISION NOT NULL{columns_sql(classes, "VARCHAR")})"""
                     )
-                    check_key_kind(con, table, entity_key, key)
+                    check_key_kind(con, table, entity_key, key, tuple(classes))
                     con.execute(
                         f"""CREATE OR REPLACE VIEW {t} AS
-                            SELECT r.{k}, r.run_date, s.pipeline, s.model_name, r.model_version, r.score, s.run_id
+                            SELECT r.{k}, r.run_date, s.pipeline, s.model_name, r.model_version, r.score
+                                   {select_sql(classes, "r.")}, s.run_id
                             FROM {stored} r JOIN published_slices s
                               ON s.scores_table = '{table}' AND s.run_date = r.run_date
                              AND s.model_version = r.model_version"""
                     )
-                    for name, select in analyst_views(table, entity_key, probability=probability):
+                    for name, select in analyst_views(
+                        table, entity_key, probability=probability, classes=classes
+                    ):
                         con.execute(f"CREATE OR REPLACE VIEW {quoted(name)} AS {select}")
                     con.execute("COMMIT")
                 except BaseException:
@@ -233,7 +250,7 @@ class DuckDBWarehouse:
                     raise
 
         self._retrying(create)
-        self._ready_tables.add(table)
+        self._ready_tables.add(shape)
 
     def publish_scores(
         self,
@@ -245,13 +262,12 @@ class DuckDBWarehouse:
         """Audit the scores, then replace the slice in one transaction; raises AuditFailed on bad scores."""
         started, cpu_started = time.perf_counter(), time.process_time()
         self.migrate()
-        scores = read_scores(scores_path, target.entity_key)
-        self.ensure_scores_table(
-            target.table, target.entity_key, key_kind(scores, target.entity_key), target.probability
-        )
+        scores = read_scores(scores_path, target.entity_key, target.classes)
+        key = key_kind(scores, target.entity_key)
+        self.ensure_scores_table(target.table, target.entity_key, key, target.probability, target.classes)
         raise_on_failures(audit_scores(scores, target, expected_rows), target)
         # the audit proved run_date and model_version equal the slice's: only keys and scores are stored
-        audited = scores.select([target.entity_key, "score"])
+        audited = scores.select([target.entity_key, "score", *class_columns(target.classes)])
         timings = {"read_audit": time.perf_counter() - started}
         pause_at("staged")
         attempts = 0
@@ -308,9 +324,10 @@ class DuckDBWarehouse:
                     [target.run_date, target.model_version],
                 ).fetchone()[0]
                 con.register("audited_scores", audited)
+                extra = select_sql(target.classes)
                 inserted = con.execute(
-                    f"""INSERT INTO {stored} ({k}, run_date, model_version, score)
-                        SELECT {k}, CAST(? AS DATE), CAST(? AS INTEGER), score FROM audited_scores""",
+                    f"""INSERT INTO {stored} ({k}, run_date, model_version, score{extra})
+                        SELECT {k}, CAST(? AS DATE), CAST(? AS INTEGER), score{extra} FROM audited_scores""",
                     [target.run_date, target.model_version],
                 ).fetchone()[0]
                 con.unregister("audited_scores")

@@ -3,7 +3,9 @@
 psycopg's `Copy.write_row` formats each row in Python, which caps a load at a few hundred
 thousand rows a second. Here each row of (BIGINT, DOUBLE PRECISION) is a fixed-size record
 (field count, then length and big-endian value per field), so the whole stream is one numpy
-structured array written as bytes.
+structured array written as bytes. Rows with text fields (string keys, a multiclass score's
+predicted class) differ in length; their bytes are scattered into place, still without
+per-row Python.
 """
 
 from __future__ import annotations
@@ -78,6 +80,109 @@ def text_key_score_rows(keys: pa.StringArray, scores: np.ndarray) -> memoryview:
     return stream.data
 
 
+def record_stream(fields: list[np.ndarray | pa.Array]) -> memoryview:
+    """The binary COPY stream of rows whose fields are big-endian fixed-width numpy arrays
+    (`>i8`, `>f8`: one value per row) or Arrow string arrays (UTF-8 bytes, one string per row).
+
+    Rows are laid out in a 2-D byte array with each text field padded to its longest value
+    (every field at a fixed column), then the padding is dropped by one boolean mask: the
+    bytes left, row after row, are the rows of the stream. Only text bytes are scattered.
+    When a few long strings would make the padding large, each field is scattered instead.
+    """
+    rows = len(fields[0])
+    texts = {i: _utf8(f) for i, f in enumerate(fields) if not isinstance(f, np.ndarray)}
+    widths = [
+        4 + (int(np.diff(texts[i][0]).max(initial=0)) if i in texts else f.dtype.itemsize)
+        for i, f in enumerate(fields)
+    ]
+    row_width = 2 + sum(widths)
+    text_bytes = sum(int(offsets[-1] - offsets[0]) for offsets, _ in texts.values())
+    padding = rows * sum(widths[i] - 4 for i in texts) - text_bytes
+    if padding > 4 * (rows * row_width - padding) + (64 << 20):  # padding over 4x the stream's size
+        return _scattered_stream(fields, texts)
+    padded = np.zeros((rows, row_width), np.uint8)
+    keep = np.ones((rows, row_width), np.bool_) if texts else None
+    padded[:, :2] = np.frombuffer(len(fields).to_bytes(2, "big"), np.uint8)
+    column = 2
+    for i, field in enumerate(fields):
+        if len(field) != rows:
+            raise ValueError(f"fields of {rows} and {len(field)} rows")
+        width = widths[i] - 4
+        if i in texts:
+            offsets, data = texts[i]
+            lengths = np.diff(offsets)
+            _column_view(padded, column, np.dtype(">i4"))[:] = lengths
+            starts = np.arange(rows, dtype=np.int64) * row_width + column + 4
+            _place_bytes(padded.reshape(-1), starts, offsets, data)
+            assert keep is not None
+            keep[:, column + 4 : column + 4 + width] = np.arange(width) < lengths[:, None]
+        else:
+            assert isinstance(field, np.ndarray)
+            _column_view(padded, column, np.dtype(">i4"))[:] = width
+            _column_view(padded, column + 4, field.dtype)[:] = field
+        column += 4 + width
+    body = padded.reshape(-1) if keep is None else padded[keep]
+    stream = np.empty(len(HEADER) + body.size + len(TRAILER), np.uint8)
+    stream[: len(HEADER)] = np.frombuffer(HEADER, np.uint8)
+    stream[len(HEADER) : len(HEADER) + body.size] = body
+    stream[len(stream) - len(TRAILER) :] = np.frombuffer(TRAILER, np.uint8)
+    return stream.data
+
+
+def _scattered_stream(
+    fields: list[np.ndarray | pa.Array], texts: dict[int, tuple[np.ndarray, np.ndarray]]
+) -> memoryview:
+    """`record_stream` by scattering each field's bytes at its rows' offsets (no padding)."""
+    rows = len(fields[0])
+    sizes = np.full(rows, 2, np.int64)
+    for i, field in enumerate(fields):
+        sizes += 4 + (np.diff(texts[i][0]) if i in texts else field.dtype.itemsize)
+    starts = len(HEADER) + np.cumsum(sizes) - sizes
+    stream = np.empty(len(HEADER) + int(sizes.sum()) + len(TRAILER), np.uint8)
+    stream[: len(HEADER)] = np.frombuffer(HEADER, np.uint8)
+    stream[len(stream) - len(TRAILER) :] = np.frombuffer(TRAILER, np.uint8)
+    _scatter(stream, starts, np.full(rows, len(fields), ">i2"))
+    position = starts + 2
+    for i, field in enumerate(fields):
+        if i in texts:
+            offsets, data = texts[i]
+            lengths = np.diff(offsets)
+            _scatter(stream, position, lengths.astype(">i4"))
+            _place_bytes(stream, position + 4, offsets, data)
+            position = position + 4 + lengths
+        else:
+            assert isinstance(field, np.ndarray)
+            _scatter(stream, position, np.full(rows, field.dtype.itemsize, ">i4"))
+            _scatter(stream, position + 4, np.ascontiguousarray(field))
+            position = position + 4 + field.dtype.itemsize
+    return stream.data
+
+
+def _column_view(rows: np.ndarray, column: int, dtype: np.dtype) -> np.ndarray:
+    """One typed value per row of a 2-D byte array, at byte `column` of each row (a strided view)."""
+    return np.ndarray((rows.shape[0],), dtype, buffer=rows, offset=column, strides=(rows.shape[1],))
+
+
+def _utf8(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 offsets of each string, the UTF-8 data buffer) of an Arrow string array."""
+    import pyarrow as pa
+
+    strings = strings.cast(pa.large_string())
+    buffers = strings.buffers()
+    offsets = np.frombuffer(buffers[1], np.int64)[strings.offset : strings.offset + len(strings) + 1]
+    data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else np.empty(0, np.uint8)
+    return offsets, data
+
+
+def _place_bytes(stream: np.ndarray, starts: np.ndarray, offsets: np.ndarray, data: np.ndarray) -> None:
+    """Copy each row's string bytes (`data[offsets[i]:offsets[i + 1]]`) to `stream[starts[i]:]`."""
+    lengths = np.diff(offsets)
+    total = int(lengths.sum())
+    if total:
+        first = np.repeat(starts - offsets[:-1], lengths)
+        stream[first + np.arange(offsets[0], offsets[0] + total)] = data[offsets[0] : offsets[0] + total]
+
+
 def _scatter(stream: np.ndarray, starts: np.ndarray, values: np.ndarray) -> None:
     """Write each big-endian value's bytes at its row's offset."""
     width = values.dtype.itemsize
@@ -102,17 +207,30 @@ def key_order(keys: np.ndarray) -> np.ndarray:
     return np.argsort(keys, kind="stable")
 
 
-def copy_stream(scores: pa.Table, entity_key: str) -> memoryview:
-    """The binary COPY stream of (key, score) in key order, for integer or string keys."""
+def copy_stream(scores: pa.Table, entity_key: str, classes: tuple[str, ...] = ()) -> memoryview:
+    """The binary COPY stream of (key, score) in key order, for integer or string keys; with
+    `classes` (multiclass), of (key, score, predicted_class, p_<class>...)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     values = scores.column("score").to_numpy().astype(np.float64, copy=False)
     key_type = scores.schema.field(entity_key).type
+    key: np.ndarray | pa.Array
     if pa.types.is_string(key_type) or pa.types.is_large_string(key_type):
         keys = scores.column(entity_key).combine_chunks()
         order = pc.sort_indices(keys).to_numpy()
-        return text_key_score_rows(keys.take(order), values[order])
-    int_keys = scores.column(entity_key).to_numpy().astype(np.int64, copy=False)
-    order = key_order(int_keys)
-    return key_score_rows(int_keys[order], values[order])
+        if not classes:
+            return text_key_score_rows(keys.take(order), values[order])
+        key = keys.take(order)
+    else:
+        int_keys = scores.column(entity_key).to_numpy().astype(np.int64, copy=False)
+        order = key_order(int_keys)
+        if not classes:
+            return key_score_rows(int_keys[order], values[order])
+        key = int_keys[order].astype(">i8")
+    predicted = scores.column("predicted_class").combine_chunks().take(order)
+    probabilities = [
+        scores.column(f"p_{c}").to_numpy().astype(np.float64, copy=False)[order].astype(">f8")
+        for c in classes
+    ]
+    return record_stream([key, values[order].astype(">f8"), predicted, *probabilities])

@@ -1,11 +1,14 @@
-"""Small PostgreSQL helpers: advisory lock keys, the warehouse URL's schema, placeholder style."""
+"""Small PostgreSQL helpers: advisory lock keys, the warehouse URL's schema, placeholder style,
+and the SQL of a slice's staged partition."""
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from batchscore.storage.warehouse.contract import UnsupportedWarehouse, validate_identifier
+from batchscore.storage.warehouse.contract import ScoresSlice, UnsupportedWarehouse, validate_identifier
+from batchscore.storage.warehouse.multiclass import class_columns, columns_sql, range_check_sql
 
 
 def lock_key(*parts: object) -> int:
@@ -39,3 +42,53 @@ def to_pyformat(query: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def partition_sql(target: ScoresSlice, part: Any, k: Any, key_type: str, partition_name: str) -> Any:
+    """CREATE TABLE for a slice's staged partition: the slice's constants as defaults and CHECK
+    constraints, and for multiclass scores each probability in [0, 1] and the class one of the classes."""
+    from psycopg import sql
+
+    lit, prefix = sql.Literal, partition_name[:50]
+    classes_check = (
+        sql.SQL(", CONSTRAINT {} CHECK ({})").format(
+            sql.Identifier(validate_identifier(f"{prefix}_classes")), sql.SQL(range_check_sql(target.classes))
+        )
+        if target.classes
+        else sql.SQL("")
+    )
+    return sql.SQL(
+        """CREATE TABLE {part} (
+        {k} {key_type} NOT NULL, run_date DATE NOT NULL DEFAULT {run_date},
+        pipeline TEXT NOT NULL DEFAULT {pipeline}, model_name TEXT NOT NULL DEFAULT {model_name},
+        model_version INTEGER NOT NULL DEFAULT {version},
+        score DOUBLE PRECISION NOT NULL{extra}, run_id TEXT NOT NULL DEFAULT {run_id},
+        CONSTRAINT {slice_check} CHECK (pipeline = {pipeline} AND run_date = {run_date}
+                                        AND model_version = {version}),
+        CONSTRAINT {score_check} CHECK ({score_range}){classes_check})"""
+    ).format(
+        part=part,
+        k=k,
+        key_type=sql.SQL(key_type),
+        extra=sql.SQL(columns_sql(target.classes, "TEXT")),
+        score_range=sql.SQL(
+            "score >= 0 AND score <= 1"
+            if target.probability
+            else "score > '-Infinity'::float8 AND score < 'Infinity'::float8"
+        ),
+        run_date=lit(target.run_date),
+        pipeline=lit(target.pipeline),
+        model_name=lit(target.model_name),
+        version=lit(target.model_version),
+        run_id=lit(target.run_id),
+        slice_check=sql.Identifier(validate_identifier(f"{prefix}_slice")),
+        score_check=sql.Identifier(validate_identifier(f"{prefix}_score")),
+        classes_check=classes_check,
+    )
+
+
+def copy_columns(k: Any, classes: tuple[str, ...]) -> Any:
+    """The COPY column list: key, score, and for multiclass scores predicted_class and the p_ columns."""
+    from psycopg import sql
+
+    return sql.SQL(", ").join([k, *(sql.Identifier(name) for name in ["score", *class_columns(classes)])])

@@ -5,7 +5,7 @@ one partition per published slice. A publish runs in ONE transaction:
 
 1. take `pg_advisory_xact_lock` on the slice (same slice: publishes queue; other slices: run),
 2. create a fresh table with the slice's constants as defaults and CHECK constraints,
-   `COPY (key, score) FROM STDIN (FORMAT BINARY)` into it (the stream is built with numpy),
+   `COPY (key, score[, predicted_class, p_<class>...]) FROM STDIN (FORMAT BINARY)` into it (the stream is built with numpy),
    build its unique index on the entity key,
 3. drop the slice's previous partition and ATTACH the new one, record it in `published_slices`,
 4. commit.
@@ -35,6 +35,7 @@ from batchscore.storage.warehouse.contract import (
     UnsupportedWarehouse,
     analyst_views,
     audit_scores,
+    check_classes,
     duplicate_keys,
     key_kind,
     no_pause,
@@ -45,8 +46,9 @@ from batchscore.storage.warehouse.contract import (
     validate_identifier,
 )
 from batchscore.storage.warehouse.duckdb_store import drift_row, evidence_json
+from batchscore.storage.warehouse.multiclass import columns_sql
 from batchscore.storage.warehouse.pg_binary import copy_stream
-from batchscore.storage.warehouse.pg_sql import lock_key, split_url, to_pyformat
+from batchscore.storage.warehouse.pg_sql import copy_columns, lock_key, partition_sql, split_url, to_pyformat
 from batchscore.storage.warehouse.postgres_roles import grant_roles
 
 if TYPE_CHECKING:
@@ -122,14 +124,19 @@ class PostgresWarehouse:
             return applied
 
     def ensure_scores_table(
-        self, table: str, entity_key: str, key: str = "integer", probability: bool = True
+        self,
+        table: str,
+        entity_key: str,
+        key: str = "integer",
+        probability: bool = True,
+        classes: tuple[str, ...] = (),
     ) -> None:
-        """Create the partitioned scores table and its analyst views if missing; a table
-        holding the other kind of entity key (`integer` or `string`) refuses the publish."""
+        """Create the partitioned scores table and its analyst views if missing; a table holding
+        the other kind of entity key (`integer` or `string`), or other classes, refuses the publish."""
         from psycopg import sql
 
         if table in self._ready_tables:
-            self._check_key_kind(table, entity_key, key)
+            self._check_key_kind(table, entity_key, key, classes)
             return
         t, k = self.ident(table), self.ident(entity_key)
         with self.connect() as con:
@@ -145,30 +152,37 @@ class PostgresWarehouse:
                         """CREATE TABLE {t} (
                         {k} {key_type} NOT NULL, run_date DATE NOT NULL, pipeline TEXT NOT NULL,
                         model_name TEXT NOT NULL, model_version INTEGER NOT NULL,
-                        score DOUBLE PRECISION NOT NULL, run_id TEXT NOT NULL)
+                        score DOUBLE PRECISION NOT NULL{extra}, run_id TEXT NOT NULL)
                         PARTITION BY RANGE (pipeline, run_date, model_version)"""
-                    ).format(t=t, k=k, key_type=sql.SQL(PG_KEY_SQL[key]))
+                    ).format(
+                        t=t,
+                        k=k,
+                        key_type=sql.SQL(PG_KEY_SQL[key]),
+                        extra=sql.SQL(columns_sql(classes, "TEXT")),
+                    )
                 )
-                for name, select in analyst_views(
-                    table, entity_key, quote=lambda n: self.ident(n).as_string(con), probability=probability
-                ):
+                quote = lambda n: self.ident(n).as_string(con)  # noqa: E731
+                for name, select in analyst_views(table, entity_key, quote, probability, classes):
                     con.execute(sql.SQL("CREATE VIEW {} AS ").format(self.ident(name)) + sql.SQL(select))
             elif kind[0] != "p":
                 raise UnsupportedWarehouse(
                     f"{self.schema}.{table} exists but is not partitioned by slice; rename it or migrate it by hand"
                 )
-        self._check_key_kind(table, entity_key, key)
+        self._check_key_kind(table, entity_key, key, classes)
         self._ready_tables.add(table)
 
-    def _check_key_kind(self, table: str, entity_key: str, key: str) -> None:
+    def _check_key_kind(self, table: str, entity_key: str, key: str, classes: tuple[str, ...]) -> None:
         with self.connect() as con:
-            row = con.execute(
-                "SELECT data_type FROM information_schema.columns WHERE table_schema = %s "
-                "AND table_name = %s AND column_name = %s",
-                [self.schema, table, entity_key],
-            ).fetchone()
-        if row is not None and row[0].upper() != PG_KEY_SQL[key]:
-            raise other_key_kind(table, entity_key, row[0], key)
+            columns = dict(
+                con.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s "
+                    "AND table_name = %s ORDER BY ordinal_position",
+                    [self.schema, table],
+                ).fetchall()
+            )
+        if entity_key in columns and columns[entity_key].upper() != PG_KEY_SQL[key]:
+            raise other_key_kind(table, entity_key, columns[entity_key], key)
+        check_classes(table, list(columns), classes)
 
     def publish_scores(
         self,
@@ -180,9 +194,9 @@ class PostgresWarehouse:
         """Audit, COPY into a fresh partition, swap it in, all in one transaction; raises AuditFailed on bad scores."""
         started, cpu_started = time.perf_counter(), time.process_time()
         self.migrate()
-        scores = read_scores(scores_path, target.entity_key)
+        scores = read_scores(scores_path, target.entity_key, target.classes)
         key = key_kind(scores, target.entity_key)
-        self.ensure_scores_table(target.table, target.entity_key, key, target.probability)
+        self.ensure_scores_table(target.table, target.entity_key, key, target.probability, target.classes)
         payload = self._audit_and_encode(target, scores, expected_rows)
         timings: dict[str, float] = {"read_audit": time.perf_counter() - started}
         t, k = self.ident(target.table), self.ident(target.entity_key)
@@ -192,8 +206,8 @@ class PostgresWarehouse:
             self._lock_slice(con, target)
             con.execute("SET LOCAL maintenance_work_mem = '256MB'")
             mark = time.perf_counter()
-            self._create_partition(con, target, part, k, partition_name, key)
-            self._copy_into(con, part, k, payload, expected_rows, pause_at)
+            con.execute(partition_sql(target, part, k, PG_KEY_SQL[key], partition_name))
+            self._copy_into(con, part, copy_columns(k, target.classes), payload, expected_rows, pause_at)
             timings["copy"] = time.perf_counter() - mark
             mark = time.perf_counter()
             self._index_keys(con, target, part, k, scores)
@@ -219,7 +233,7 @@ class PostgresWarehouse:
     def _audit_and_encode(self, target: ScoresSlice, scores: pa.Table, expected_rows: int) -> memoryview:
         """The audited scores' binary COPY stream in key order (uniqueness is left to the index)."""
         raise_on_failures(audit_scores(scores, target, expected_rows, check_duplicates=False), target)
-        return copy_stream(scores, target.entity_key)
+        return copy_stream(scores, target.entity_key, target.classes)
 
     def _lock_slice(self, con: Any, target: ScoresSlice) -> None:
         """Queue behind any other publish of the same slice (released at commit or rollback)."""
@@ -237,50 +251,14 @@ class PostgresWarehouse:
             ],
         )
 
-    def _create_partition(
-        self, con: Any, target: ScoresSlice, part: Any, k: Any, partition_name: str, key: str
-    ) -> None:
-        """Create the staged table: the slice's constants as defaults and CHECK constraints."""
-        from psycopg import sql
-
-        lit = sql.Literal
-        con.execute(
-            sql.SQL(
-                """CREATE TABLE {part} (
-                {k} {key_type} NOT NULL, run_date DATE NOT NULL DEFAULT {run_date},
-                pipeline TEXT NOT NULL DEFAULT {pipeline}, model_name TEXT NOT NULL DEFAULT {model_name},
-                model_version INTEGER NOT NULL DEFAULT {version},
-                score DOUBLE PRECISION NOT NULL, run_id TEXT NOT NULL DEFAULT {run_id},
-                CONSTRAINT {slice_check} CHECK (pipeline = {pipeline} AND run_date = {run_date}
-                                                AND model_version = {version}),
-                CONSTRAINT {score_check} CHECK ({score_range}))"""
-            ).format(
-                part=part,
-                k=k,
-                key_type=sql.SQL(PG_KEY_SQL[key]),
-                score_range=sql.SQL(
-                    "score >= 0 AND score <= 1"
-                    if target.probability
-                    else "score > '-Infinity'::float8 AND score < 'Infinity'::float8"
-                ),
-                run_date=lit(target.run_date),
-                pipeline=lit(target.pipeline),
-                model_name=lit(target.model_name),
-                version=lit(target.model_version),
-                run_id=lit(target.run_id),
-                slice_check=self.ident(f"{partition_name[:50]}_slice"),
-                score_check=self.ident(f"{partition_name[:50]}_score"),
-            )
-        )
-
     def _copy_into(
-        self, con: Any, part: Any, k: Any, payload: memoryview, expected_rows: int, pause_at: PausePoint
+        self, con: Any, part: Any, columns: Any, payload: memoryview, expected_rows: int, pause_at: PausePoint
     ) -> None:
         """Stream the binary COPY payload in chunks (pausing at `copying` after the first one)."""
         from psycopg import sql
 
         with con.cursor() as cur:
-            with cur.copy(sql.SQL("COPY {} ({}, score) FROM STDIN (FORMAT BINARY)").format(part, k)) as copy:
+            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(part, columns)) as copy:
                 view = memoryview(payload)
                 for offset in range(0, len(view), COPY_CHUNK_BYTES):
                     copy.write(view[offset : offset + COPY_CHUNK_BYTES])
