@@ -1,4 +1,4 @@
-"""`batchscore models list|show|promote|rollback|history|import`: the model registry from a terminal."""
+"""`batchscore models list|show|promote|rollback|history|import|compare`: the model registry from a terminal."""
 
 from __future__ import annotations
 
@@ -77,7 +77,13 @@ def cmd_import(args: argparse.Namespace) -> int:
         feature_names=_feature_names(args.feature_names),
         training_window=_window(args.training_window),
     )
-    result = run(settings, request)
+    from batchscore.models.registry import RegistryError
+
+    try:
+        result = run(settings, request)
+    except RegistryError as exc:  # e.g. another writer moved the alias first: the version stays, unaliased
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(result, indent=2, default=str, sort_keys=True))
         return 0

@@ -209,3 +209,69 @@ def test_unnamed_inputs_are_accepted_with_feature_names(churn_settings, tmp_path
             churn_settings,
             ImportRequest(str(model), reference_file=reference, feature_names=tuple(NAMES[:-1])),
         )
+
+
+def network_onnx(tmp: Path, names: list[str], elem: int | None = None, width: int | None = None) -> Path:
+    """A small network as `torch.onnx.export` writes one: MatMul, Add, Sigmoid on one float input."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    elem = TensorProto.FLOAT if elem is None else elem
+    width = len(names) if width is None else width
+    dtype = np.float32 if elem == TensorProto.FLOAT else np.float64
+    rng = np.random.default_rng(5)
+    weights = numpy_helper.from_array(rng.normal(size=(width, 1)).astype(dtype) * 0.1, "w")
+    bias = numpy_helper.from_array(np.zeros(1, dtype), "b")
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["input", "w"], ["z"]),
+            helper.make_node("Add", ["z", "b"], ["logit"]),
+            helper.make_node("Sigmoid", ["logit"], ["probability"]),
+        ],
+        "net",
+        [helper.make_tensor_value_info("input", elem, [None, width])],
+        [helper.make_tensor_value_info("probability", elem, [None, 1])],
+        [weights, bias],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch")
+    model.ir_version = 8
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "feature_names", ",".join(names)
+    path = tmp / f"net-{elem}-{width}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_network_and_an_onnxmltools_tree_ensemble_are_accepted(churn_settings, tmp_path, reference):
+    import xgboost as xgb
+    from onnxmltools.convert import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    result = run(churn_settings, ImportRequest(str(network_onnx(tmp_path, NAMES)), reference_file=reference))
+    assert result["format"] == "onnx" and result["version"] == 1
+
+    booster = xgb.Booster(model_file=str(xgb_model(tmp_path, NAMES)))
+    booster.feature_names = None  # onnxmltools names inputs f0..fN: the names come from --feature-names
+    trees = convert_xgboost(
+        booster, initial_types=[("features", FloatTensorType([None, len(NAMES)]))], target_opset=15
+    )
+    path = tmp_path / "trees.onnx"
+    path.write_bytes(trees.SerializeToString())
+    result = run(
+        churn_settings, ImportRequest(str(path), reference_file=reference, feature_names=tuple(NAMES))
+    )
+    assert result["version"] == 2
+
+
+def test_a_wrong_input_type_or_width_is_refused(churn_settings, tmp_path, reference):
+    from onnx import TensorProto
+
+    with pytest.raises(BadInput, match="input input is double, batchscore feeds float32"):
+        run(
+            churn_settings,
+            ImportRequest(str(network_onnx(tmp_path, NAMES, TensorProto.DOUBLE)), reference_file=reference),
+        )
+    narrow = network_onnx(tmp_path, NAMES, width=len(NAMES) - 1)
+    with pytest.raises(BadInput, match="takes 23 inputs but names 24"):
+        run(churn_settings, ImportRequest(str(narrow), reference_file=reference))
+    assert registry(churn_settings).versions() == []
