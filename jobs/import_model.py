@@ -182,14 +182,18 @@ def newest_features(lake: Lake, pipeline: str, feature_set: FeatureSet) -> tuple
     """The newest complete features partition built with this feature set, if any."""
     base = lake.root / "features" / pipeline
     for folder in sorted(base.glob("dt=*"), reverse=True) if base.is_dir() else []:
-        if (
-            lake.is_complete(folder)
-            and read_manifest(folder)["feature_set"]["hash"] == feature_set.content_hash
-        ):
+        if lake.is_complete(folder) and _built_with(folder) == feature_set.content_hash:
             files = sorted(folder.glob("*.parquet"))
             if files and pq.ParquetFile(files[0]).metadata.num_rows:
                 return date.fromisoformat(folder.name.removeprefix("dt=")), files
     return None
+
+
+def _built_with(folder: Path) -> str | None:
+    try:
+        return str(read_manifest(folder)["feature_set"]["hash"])
+    except (FileNotFoundError, KeyError, ValueError):
+        return None
 
 
 def newest_raw(lake: Lake, dataset: str) -> tuple[date, Path]:
