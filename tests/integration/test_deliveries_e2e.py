@@ -5,9 +5,6 @@ with `batchscore models import`, and scored by the real nightly DAG through Airf
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -17,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from features import load_feature_set
-from tests.conftest import settings_env
+from tests.integration.batchscore_cli import cli, ok
 from tests.integration.outside_training import (
     train_sklearn_onnx,
     train_xgboost,
@@ -31,20 +28,6 @@ DAY1, DAY2 = date(2026, 11, 20), date(2026, 11, 21)
 ROWS = 1500
 
 
-def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **settings_env(home), "AIRFLOW_HOME": str(home / "airflow")}
-    command = [str(Path(sys.executable).with_name("batchscore")), *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, check=False)
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, (
-        f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    )
-    return result.stdout
-
-
-@pytest.fixture(scope="module")
 def home(tmp_path_factory, spark) -> dict[str, object]:
     home = tmp_path_factory.mktemp("deliveries")
     ok(

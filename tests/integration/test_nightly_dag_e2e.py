@@ -3,9 +3,6 @@ days, rerun the first, then feed it a bad partition; assert on the warehouse and
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -13,25 +10,12 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import settings_env
+from tests.integration.batchscore_cli import cli, ok
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 DAY1, DAY2, BAD_DAY = date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)
 ROWS = 3000
-
-
-def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **settings_env(home), "AIRFLOW_HOME": str(home / "airflow")}
-    command = [str(Path(sys.executable).with_name("batchscore")), *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, check=False)
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, (
-        f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    )
-    return result.stdout
 
 
 def scores(home: Path) -> list[tuple]:
