@@ -28,6 +28,7 @@ DAY1, DAY2 = date(2026, 11, 20), date(2026, 11, 21)
 ROWS = 1500
 
 
+@pytest.fixture(scope="module")
 def home(tmp_path_factory, spark) -> dict[str, object]:
     home = tmp_path_factory.mktemp("deliveries")
     ok(
