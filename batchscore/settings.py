@@ -432,7 +432,6 @@ def load_airflow_server(env: Mapping[str, str] | None = None) -> AirflowServerSe
         raise ConfigError(f"environment: {detail}") from None
 
 
-
 class ServeSettings(_Strict):
     """`batchscore serve`: BATCHSCORE_SERVE_DB_URL else the platform's warehouse; the tokens file."""
 

@@ -146,7 +146,9 @@ def create_app(reader: ScoresReader, tokens: TokenStore | None) -> FastAPI:
     app = FastAPI(title="batchscore scores", version="1", description=__doc__)
     add_error_handlers(app)
     add_health_routes(app, reader)
-    add_score_routes(app, reader, Depends(authenticator(tokens)))
+    auth = Depends(authenticator(tokens))
+    add_pipeline_routes(app, reader, auth)
+    add_score_routes(app, reader, auth)
     return app
 
 
@@ -161,7 +163,7 @@ def add_health_routes(app: FastAPI, reader: ScoresReader) -> None:
         return {"status": "ready", "warehouse": reader.dialect}
 
 
-def add_score_routes(app: FastAPI, reader: ScoresReader, auth: Any) -> None:
+def add_pipeline_routes(app: FastAPI, reader: ScoresReader, auth: Any) -> None:
     @app.get("/v1/pipelines", tags=["pipelines"])
     def list_pipelines(scopes: frozenset[str] = auth) -> dict[str, Any]:
         published = reader.pipelines()
@@ -176,6 +178,8 @@ def add_score_routes(app: FastAPI, reader: ScoresReader, auth: Any) -> None:
             raise UnknownPipeline(f"no scores published for pipeline {pipeline!r}")
         return info.describe()
 
+
+def add_score_routes(app: FastAPI, reader: ScoresReader, auth: Any) -> None:
     @app.get("/v1/pipelines/{pipeline}/scores/{entity_key}", tags=["scores"])
     def get_score(
         pipeline: str,

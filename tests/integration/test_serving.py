@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -44,7 +44,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
-def publish(url: str, folder: Path, keys, scores, version=1, day=DAY, run_id="run-1") -> None:  # type: ignore[no-untyped-def]
+def publish(url: str, folder: Path, keys, scores, version=1, day=DAY, run_id="run-1") -> None:
     files = scores_file(folder / f"{day}-v{version}-{run_id}", keys, scores, version, day)
     open_warehouse(url).publish_scores(target(run_id, version, day), files, len(keys))
 
@@ -242,6 +242,8 @@ def free_port() -> int:
 
 
 def test_warehouse_down_then_recovery(published: str, tmp_path: Path) -> None:
+    down: Callable[[], object]
+    up: Callable[[], object]
     if published.startswith("duckdb://"):
         path = Path(published.removeprefix("duckdb://"))
         c, away = client(published), tmp_path / "moved-away.duckdb"
