@@ -15,7 +15,9 @@ export AIRFLOW_HOME ?= $(CURDIR)/var/airflow
 
 AIRFLOW_PORT ?= 8080
 
-.PHONY: setup demo test test-fast test-unit test-deps services browser mlflow-server-env lint format clean package airflow airflow-stop airflow-status
+SERVE_PORT ?= 8090
+
+.PHONY: serve setup demo test test-fast test-unit test-deps services browser mlflow-server-env lint format clean package airflow airflow-stop airflow-status
 
 setup: $(STAMP)
 
@@ -36,6 +38,11 @@ demo: setup
 	$(BIN)/batchscore train --pipeline $(PIPELINE) --date $(TRAIN_DATE) --if-missing
 	@echo "== 3/3 run the nightly DAG for $(DEMO_DATE) through Airflow"
 	$(BIN)/batchscore run --pipeline $(PIPELINE) --date $(DEMO_DATE)
+
+# The read API over the published scores (docs/serving.md); needs BATCHSCORE_SERVE_TOKENS_FILE,
+# or SERVE_ARGS=--insecure-no-auth on a laptop.
+serve: setup
+	$(BIN)/batchscore serve --port $(SERVE_PORT) $(SERVE_ARGS)
 
 # `make test` is the one test command (CI's .ci/run calls it): it sets up the virtualenv,
 # installs the browser and starts the services when they are missing, lints, runs everything

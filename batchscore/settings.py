@@ -40,6 +40,8 @@ ENV_AIRFLOW_EXECUTOR = "BATCHSCORE_AIRFLOW_EXECUTOR"
 ENV_AIRFLOW_PORT = "BATCHSCORE_AIRFLOW_PORT"
 ENV_CELERY_BROKER_URL = "BATCHSCORE_CELERY_BROKER_URL"
 ENV_CELERY_RESULT_BACKEND = "BATCHSCORE_CELERY_RESULT_BACKEND"
+ENV_SERVE_DB_URL = "BATCHSCORE_SERVE_DB_URL"
+ENV_SERVE_TOKENS_FILE = "BATCHSCORE_SERVE_TOKENS_FILE"
 
 
 class ConfigError(PermanentFailure, ValueError):
@@ -428,3 +430,20 @@ def load_airflow_server(env: Mapping[str, str] | None = None) -> AirflowServerSe
     except (ValidationError, ValueError) as exc:
         detail = _describe(exc) if isinstance(exc, ValidationError) else str(exc)
         raise ConfigError(f"environment: {detail}") from None
+
+
+class ServeSettings(_Strict):
+    """`batchscore serve`: BATCHSCORE_SERVE_DB_URL else the platform's warehouse; the tokens file."""
+
+    warehouse_url: Annotated[str, Field(pattern=r"^(duckdb|postgresql|postgres)://")]
+    tokens_file: Path | None = None
+
+
+def load_serve(env: Mapping[str, str] | None = None) -> ServeSettings:
+    env = os.environ if env is None else env
+    platform = load_platform(env)
+    url, tokens = env.get(ENV_SERVE_DB_URL) or platform.warehouse_url, env.get(ENV_SERVE_TOKENS_FILE)
+    try:
+        return ServeSettings(warehouse_url=url, tokens_file=_optional_path(tokens, platform.home))
+    except ValidationError as exc:
+        raise ConfigError(f"environment: {_describe(exc)}") from None

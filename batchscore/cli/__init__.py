@@ -1,7 +1,7 @@
 """The `batchscore` command: seed a lake, train a model, run a pipeline through Airflow.
 
-One module per command group (`lake`, `train`, `run`, `warehouse`, `models`, `pipelines`),
-each adding its subcommands with `add_commands`. The CLI is the top layer: it may import
+One module per command group (`lake`, `train`, `run`, `warehouse`, `models`, `pipelines`,
+`serve`), each adding its subcommands with `add_commands`. The CLI is the top layer: it may import
 every package of batchscore and `jobs`; nothing imports it.
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from batchscore.cli import lake, models, pipelines, run, train, warehouse
+from batchscore.cli import lake, models, pipelines, run, serve, train, warehouse
 from batchscore.cli.output import configure_logging
 from batchscore.errors import BadInput
 from batchscore.settings import ConfigError
 
-COMMAND_GROUPS = (lake, train, run, warehouse, models, pipelines)
+COMMAND_GROUPS = (lake, train, run, warehouse, models, pipelines, serve)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "jobs": 6,
     "batchscore.authoring": 6,
     "batchscore.orchestration": 7,
+    "batchscore.serving": 7,
     "batchscore.cli": 8,
     "dags": 9,
 }

@@ -1,0 +1,219 @@
+"""The two warehouses behind `ScoresReader`: DuckDB files and PostgreSQL connection pools.
+
+DuckDB: a DuckDB file has one writer process OR several readers at a time, so the server
+opens the file read-only per request and closes it right after (a publisher in another
+process gets the file between requests; a new publication is seen by the next request).
+Opening waits briefly, with backoff, while a publisher holds the file.
+
+PostgreSQL: a small pool of psycopg connections (a broken one is dropped and, once per
+request, replaced by a fresh one, so the server recovers from a restart of the database
+without restarting itself). Every read is a READ ONLY, REPEATABLE READ transaction.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from batchscore.serving.readers import Query, ScoresReader, TableShape, WarehouseDown
+from batchscore.storage.warehouse import validate_identifier
+from batchscore.storage.warehouse.contract import with_backoff
+from batchscore.storage.warehouse.duckdb_store import OPENING, ROWS_SCHEMA
+from batchscore.storage.warehouse.pg_sql import split_url, to_pyformat
+
+COLUMNS_SQL = """SELECT column_name, data_type FROM information_schema.columns
+    WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position"""
+LOCK_TIMEOUT = "5s"
+
+
+def busy_file(exc: BaseException) -> bool:
+    """The file is held by a writer (another process's lock, or this process's read-write handle)."""
+    import duckdb
+
+    if isinstance(exc, duckdb.ConnectionException):
+        return "different configuration" in str(exc)
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+class DuckDBReader(ScoresReader):
+    """Reads a DuckDB warehouse file, read-only, one short-lived connection per request."""
+
+    dialect = "duckdb"
+
+    def __init__(self, url: str, open_attempts: int = 10):
+        super().__init__()
+        self.path = Path(url.removeprefix("duckdb://"))
+        self.open_attempts = open_attempts
+
+    def _open(self) -> Any:
+        import duckdb
+
+        if not self.path.exists():
+            raise WarehouseDown(f"warehouse file {self.path} does not exist")
+
+        def open_file() -> Any:
+            with OPENING:
+                return duckdb.connect(str(self.path), read_only=True)
+
+        try:
+            return with_backoff(open_file, busy_file, self.open_attempts, first_delay_s=0.01, max_delay_s=0.5)
+        except duckdb.Error as exc:
+            raise WarehouseDown(f"cannot open {self.path}: {exc}") from exc
+
+    @contextmanager
+    def transaction(self, lock_table: str | None = None) -> Iterator[Query]:
+        import duckdb
+
+        con = self._open()
+
+        def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+            return list(con.execute(sql, list(params)).fetchall())
+
+        try:
+            con.execute("BEGIN TRANSACTION")
+            yield query
+            con.execute("COMMIT")
+        except duckdb.CatalogException as exc:
+            raise WarehouseDown(f"the warehouse has no published scores yet: {exc}") from exc
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            raise WarehouseDown(str(exc)) from exc
+        finally:
+            with OPENING:
+                con.close()
+
+    def table_columns(self, query: Query, table: str) -> list[tuple[str, str]]:
+        return [(str(n), str(t)) for n, t in query(COLUMNS_SQL, [ROWS_SCHEMA, validate_identifier(table)])]
+
+    def rows_sql(self, table: str, shape: TableShape) -> str:
+        k = f'"{validate_identifier(shape.entity_key)}"'
+        extra = "".join(f', "{name}"' for name in shape.extra)
+        key_type = "BIGINT" if shape.key_kind == "integer" else "VARCHAR"
+        return (
+            f'SELECT {k}, score{extra} FROM {ROWS_SCHEMA}."{validate_identifier(table)}" '
+            f"WHERE run_date = ? AND model_version = ? AND {k} IN (SELECT unnest(CAST(? AS {key_type}[])))"
+        )
+
+
+class PostgresReader(ScoresReader):
+    """Reads a PostgreSQL warehouse through a pool of at most `size` connections."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, size: int = 8, connect_timeout_s: int = 3):
+        super().__init__()
+        self.conninfo, self.schema = split_url(url)
+        self.connect_timeout_s = connect_timeout_s
+        self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(size)
+
+    def _connect(self) -> Any:
+        import psycopg
+        from psycopg import sql
+
+        con = psycopg.connect(
+            self.conninfo,
+            autocommit=True,
+            connect_timeout=self.connect_timeout_s,
+            application_name="batchscore-serve",
+        )
+        con.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+        return con
+
+    def _take(self) -> tuple[Any, bool]:
+        """A connection and whether it came from the pool (it may have died since)."""
+        while True:
+            try:
+                con = self._idle.get_nowait()
+            except queue.Empty:
+                return self._connect(), False
+            if not con.closed and not con.broken:
+                return con, True
+            con.close()
+
+    def _begin(self, lock_table: str | None) -> Any:
+        """A connection inside a READ ONLY, REPEATABLE READ transaction (the table locked first)."""
+        import psycopg
+        from psycopg import sql
+
+        for attempt in (1, 2):
+            try:
+                con, pooled = self._take()
+            except psycopg.OperationalError as exc:
+                raise WarehouseDown(f"cannot connect to PostgreSQL: {exc}") from exc
+            try:
+                con.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                con.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+                if lock_table is not None:  # before the snapshot: see a swap entirely or not at all
+                    ident = sql.Identifier(validate_identifier(lock_table))
+                    con.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(ident))
+                return con
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                con.close()
+                if pooled and attempt == 1:
+                    continue  # a pooled connection died while idle (database restarted): one fresh try
+                raise WarehouseDown(f"PostgreSQL connection failed: {exc}") from exc
+            except psycopg.Error as exc:
+                self._give_back(con)
+                raise WarehouseDown(f"the warehouse has no published scores yet: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _give_back(self, con: Any) -> None:
+        """Roll back whatever is open and return the connection to the pool (or drop a broken one)."""
+        try:
+            con.execute("ROLLBACK")
+        except Exception:
+            con.close()
+            return
+        self._idle.put(con)
+
+    @contextmanager
+    def transaction(self, lock_table: str | None = None) -> Iterator[Query]:
+        import psycopg
+
+        with self._slots:
+            con = self._begin(lock_table)
+
+            def query(text: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+                return list(
+                    con.execute(to_pyformat(text) if params else text, list(params) or None).fetchall()
+                )
+
+            try:
+                yield query
+                con.execute("COMMIT")
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                con.close()
+                raise WarehouseDown(f"PostgreSQL connection failed: {exc}") from exc
+            except psycopg.errors.UndefinedTable as exc:
+                self._give_back(con)
+                raise WarehouseDown(f"the warehouse has no published scores yet: {exc}") from exc
+            except BaseException:
+                self._give_back(con)
+                raise
+            self._idle.put(con)
+
+    def table_columns(self, query: Query, table: str) -> list[tuple[str, str]]:
+        rows = query(COLUMNS_SQL, [self.schema, validate_identifier(table)])
+        return [(str(n), str(t)) for n, t in rows if n not in ("run_date", "pipeline", "model_name")]
+
+    def rows_sql(self, table: str, shape: TableShape) -> str:
+        k = f'"{validate_identifier(shape.entity_key)}"'
+        extra = "".join(f', "{name}"' for name in shape.extra)
+        key_type = "BIGINT" if shape.key_kind == "integer" else "TEXT"
+        return (
+            f'SELECT {k}, score{extra} FROM "{validate_identifier(table)}" '
+            f"WHERE run_date = ? AND model_version = ? AND {k} = ANY(CAST(? AS {key_type}[]))"
+        )
+
+
+def open_reader(url: str) -> ScoresReader:
+    """The reader for a warehouse URL (`duckdb:///path` or `postgresql://...`)."""
+    if url.startswith("duckdb://"):
+        return DuckDBReader(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresReader(url)
+    raise ValueError(f"warehouse URL {url!r}: expected duckdb:///path or postgresql://...")
