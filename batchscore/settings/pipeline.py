@@ -1,0 +1,232 @@
+"""The pipeline file's schema (`pipelines/<name>.yaml`) and its loader."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from batchscore.settings.base import REPO_ROOT, ConfigError, Identifier, _describe, _Strict
+
+
+class DatasetSettings(_Strict):
+    """The raw entity table the pipeline scores, landed daily in the lake."""
+
+    name: Identifier
+    entity_key: Identifier
+
+
+class LabelSettings(_Strict):
+    """Outcomes that land later than the features, in their own daily partitions."""
+
+    dataset: Identifier
+    column: Identifier
+    date_column: Identifier = "label_date"
+
+
+Task = Literal["binary", "regression", "multiclass"]
+
+
+class ModelSettings(_Strict):
+    name: Identifier
+    # What the model predicts: `binary` publishes a probability in [0, 1] as `score`;
+    # `regression` publishes the predicted value as `score`; `multiclass` publishes the top
+    # class's probability as `score`, the class as `predicted_class`, and one `p_<class>`
+    # column per class (classes listed in `classes`, in the model's output order).
+    task: Task = "binary"
+    classes: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_]{0,40}$")]] = []
+    alias: Identifier = "champion"
+    # When the champion fails to load or verify: fail the run, or score with the previous
+    # champion, alert and record it.
+    fallback: Literal["fail", "previous_champion"] = "fail"
+    # When set and the registry has this alias, its version is scored in shadow (same pass,
+    # own lake partition, published to the shadow table), never into the champion's slice.
+    challenger_alias: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _classes_fit_the_task(self) -> ModelSettings:
+        if self.task == "multiclass" and len(self.classes) < 3:
+            raise ValueError("a multiclass model needs `classes:` with at least 3 class names")
+        if self.task != "multiclass" and self.classes:
+            raise ValueError(f"`classes:` applies to multiclass models only (task is {self.task})")
+        return self
+
+
+class InferenceSettings(_Strict):
+    backend: Literal["xgboost", "onnx"] = "xgboost"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_rows: int = Field(default=65_536, gt=0)
+
+
+class SensorSettings(_Strict):
+    """How long to wait for the day's raw partition before failing the run."""
+
+    poke_interval_s: int = Field(default=300, gt=0)
+    timeout_s: int = Field(default=6 * 3600, gt=0)
+    mode: Literal["poke", "reschedule"] = "reschedule"
+
+
+class ValidationSettings(_Strict):
+    """Which engine runs a gate: GX on pandas over Arrow in the task's memory up to these sizes
+    (fast), GX on Spark beyond either of them (scales out). Sizes come from the Parquet footers."""
+
+    pandas_max_rows: int = Field(default=20_000_000, gt=0)
+    pandas_max_bytes: int = Field(default=4 * 1024**3, gt=0)
+    pandas_workers: int | None = Field(default=None, gt=0)
+    """Processes a pandas gate forks for partitions of 200k rows or more (None: the usable CPUs)."""
+
+
+DriftMethod = Literal["psi", "ks", "wasserstein"]
+
+# Evidently 0.7's defaults: PSI and normed Wasserstein drift at or above the threshold, KS
+# drifts when its p-value falls below it.
+DEFAULT_DRIFT_THRESHOLDS: dict[str, float] = {"psi": 0.2, "ks": 0.05, "wasserstein": 0.1}
+
+
+class DriftSettings(_Strict):
+    """The drift gate: per-feature method and threshold, prediction drift, segments."""
+
+    method: DriftMethod = "psi"
+    methods: dict[str, DriftMethod] = {}
+    threshold: float | None = Field(default=None, gt=0)
+    thresholds: dict[str, Annotated[float, Field(gt=0)]] = {}
+    max_drifted_share: float = Field(default=0.3, gt=0, le=1)
+    prediction_gates: bool = True
+    segment_column: Identifier | None = None
+    min_segment_rows: int = Field(default=500, gt=0)
+    trigger_retrain: bool = True
+    report_sample_rows: int = Field(default=5_000, gt=0)
+
+    def method_for(self, column: str) -> str:
+        return self.methods.get(column, self.method)
+
+    def threshold_for(self, column: str) -> float:
+        """A column's own threshold, else the pipeline's (when its method is the default), else
+        the method's default."""
+        if column in self.thresholds:
+            return float(self.thresholds[column])
+        method = self.method_for(column)
+        if self.threshold is not None and method == self.method:
+            return float(self.threshold)
+        return DEFAULT_DRIFT_THRESHOLDS[method]
+
+
+class TrainingSettings(_Strict):
+    window_days: int = Field(default=14, gt=0)
+    max_rows: int = Field(default=300_000, gt=0)
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
+    num_boost_round: int = Field(default=200, gt=0)
+    params: dict[str, float | int | str] = {
+        "max_depth": 6,
+        "eta": 0.1,
+        "subsample": 0.9,
+        "colsample_bytree": 0.9,
+        "min_child_weight": 5,
+    }
+    reference_sample_rows: int = Field(default=20_000, gt=0)
+    seed: int = 7
+    # A drift-triggered retrain uses labels landed by the drift day + this many days.
+    retrain_after_days: int = Field(default=7, ge=0)
+
+
+class PromotionSettings(_Strict):
+    """The promotion gate a retrained challenger must pass to replace the champion."""
+
+    auto: bool = False
+    min_auc_gain: float = 0.005
+    max_logloss_increase: float = 0.0
+    segment_auc_tolerance: float = Field(default=0.02, ge=0)
+    max_artifact_bytes: int = Field(default=50_000_000, gt=0)
+    min_rows_per_s: float = Field(default=20_000, gt=0)
+    min_shadow_rows: int = Field(default=1_000, gt=0)
+    # `batchscore models compare`, regression: the challenger's RMSE must be at least this share
+    # lower than the champion's (relative: 0.02 = 2 % lower; 0.0 = not worse).
+    min_rmse_reduction: float = 0.0
+    # `batchscore models compare`, multiclass: the challenger's log loss must be at least this
+    # share lower than the champion's (relative; 0.0 = not worse).
+    min_logloss_reduction: float = 0.0
+
+
+class ScheduleSettings(_Strict):
+    """Airflow scheduling of the nightly DAG."""
+
+    cron: str = "@daily"
+    start_date: date
+    catchup: bool = False
+    max_active_runs: int = Field(default=1, gt=0)
+    retries: int = Field(default=2, ge=0)
+    retry_delay_s: int = Field(default=300, ge=0)
+    execution_timeout_s: int = Field(default=2 * 3600, gt=0)
+
+
+class WarehouseSettings(_Strict):
+    scores_table: Identifier | None = None
+
+
+class PipelineSettings(_Strict):
+    """One model scoring one entity table, as declared in `pipelines/<name>.yaml`."""
+
+    name: Identifier
+    description: str
+    owner: str = "ml-platform"
+    dataset: DatasetSettings
+    features: str = Field(pattern=r"^features\.[a-z][a-z0-9_]*$")
+    labels: LabelSettings
+    model: ModelSettings
+    inference: InferenceSettings = InferenceSettings()
+    sensor: SensorSettings = SensorSettings()
+    validation: ValidationSettings = ValidationSettings()
+    drift: DriftSettings = DriftSettings()
+    training: TrainingSettings = TrainingSettings()
+    promotion: PromotionSettings = PromotionSettings()
+    schedule: ScheduleSettings
+    warehouse: WarehouseSettings = WarehouseSettings()
+    tags: list[str] = []
+
+    @property
+    def dag_id(self) -> str:
+        return f"batchscore_{self.name}"
+
+    @property
+    def retrain_dag_id(self) -> str:
+        return f"batchscore_{self.name}_retrain"
+
+    @property
+    def scores_table(self) -> str:
+        return self.warehouse.scores_table or f"scores_{self.name}"
+
+    @property
+    def shadow_scores_table(self) -> str:
+        """Where challenger scores are published: same columns, never the champion's table."""
+        return f"shadow_{self.scores_table}"
+
+    @property
+    def expectations_dir(self) -> Path:
+        return REPO_ROOT / "expectations" / self.name
+
+
+def load_pipeline(path: str | Path) -> PipelineSettings:
+    """Parse and validate one pipeline file; errors name the file, the key and the problem."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such pipeline file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    try:
+        pipeline = PipelineSettings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc)}") from None
+    if pipeline.name != path.stem:
+        raise ConfigError(f"{path}: name: must match the file name ({path.stem!r}), got {pipeline.name!r}")
+    return pipeline
+
+
+def pipeline_files(pipelines_dir: Path) -> list[Path]:
+    return sorted(pipelines_dir.glob("*.yaml"))
