@@ -17,7 +17,7 @@ AIRFLOW_PORT ?= 8080
 
 SERVE_PORT ?= 8090
 
-.PHONY: serve setup demo test test-fast test-unit test-deps services browser mlflow-server-env lint format clean package airflow airflow-stop airflow-status
+.PHONY: serve setup demo test test-fast test-unit test-deps services browser tools mlflow-server-env lint format clean package airflow airflow-stop airflow-status
 
 setup: $(STAMP)
 
@@ -60,7 +60,7 @@ test-fast: setup services
 test-unit: setup
 	$(BIN)/python -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
 
-test-deps: services browser mlflow-server-env
+test-deps: services browser tools mlflow-server-env
 
 # The MLflow tracking server the tests run on loopback (tests/mlflow_server.py): full mlflow in
 # its own virtualenv, since it would downgrade pyarrow and others in .venv (which has the client,
@@ -80,6 +80,10 @@ services:
 
 browser:
 	@bash infra/ci/ensure_browser.sh
+
+# wrk and hey (bench.serving), Prometheus, its Pushgateway and promtool (metrics tests).
+tools:
+	@bash infra/ci/ensure_tools.sh
 
 lint: setup
 	$(BIN)/ruff check .
