@@ -64,18 +64,17 @@ def run(settings: Settings, request: ImportRequest) -> dict[str, Any]:
         )
         formats.check_task(inspected, pipeline.model.task, pipeline.model.classes)
         sample, sample_source = checking_sample(settings, lake, feature_set, request.reference_file)
-        formats.sample_scores(
-            inspected, sample[list(order)].to_numpy(np.float32), pipeline.model.task, pipeline.model.classes
-        )
+        task, classes = pipeline.model.task, pipeline.model.classes
+        scores = formats.sample_scores(inspected, sample[list(order)].to_numpy(np.float32), task, classes)
         reference, reference_source = reference_frame(
             settings, lake, feature_set, request, sample, sample_source
         )
-        scores = formats.sample_scores(
-            inspected,
-            reference[list(order)].to_numpy(np.float32),
-            pipeline.model.task,
-            pipeline.model.classes,
-        )
+        if request.reference_file is not None:  # the reference is the sample's head: scored above
+            scores = scores[: len(reference)]
+        else:
+            scores = formats.sample_scores(
+                inspected, reference[list(order)].to_numpy(np.float32), task, classes
+            )
         out = work / "artifacts"
         out.mkdir()
         stored = store_artifacts(inspected, out)
