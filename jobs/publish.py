@@ -58,6 +58,8 @@ def run(
             stage_seconds=timings,
             cpu_seconds=cpu_seconds,
             model_source=model_source,
+            publish_by_minutes=pipeline.schedule.publish_by_minutes,
+            timezone=pipeline.schedule.timezone,
         )
     )
     return {

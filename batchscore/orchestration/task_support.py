@@ -86,6 +86,8 @@ def record_failure(context: Any) -> None:
                 model_version=model.get("model_version"),
                 status="failed",
                 error=error,
+                publish_by_minutes=settings.pipeline.schedule.publish_by_minutes,
+                timezone=settings.pipeline.schedule.timezone,
             )
         )
     send_alert(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from batchscore.settings.base import REPO_ROOT, ConfigError, Identifier, _describe, _Strict
 
@@ -160,6 +161,29 @@ class ScheduleSettings(_Strict):
     retries: int = Field(default=2, ge=0)
     retry_delay_s: int = Field(default=300, ge=0)
     execution_timeout_s: int = Field(default=2 * 3600, gt=0)
+    # The day's scores are due by this local time ("HH:MM", in `timezone`) on the run's day:
+    # later, `pipeline_freshness` shows the pipeline late and Airflow raises a deadline alert.
+    publish_by: str | None = Field(default=None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
+            ) from None
+        return value
+
+    @property
+    def publish_by_minutes(self) -> int | None:
+        """`publish_by` as minutes after local midnight, or None without a deadline."""
+        if self.publish_by is None:
+            return None
+        hours, minutes = self.publish_by.split(":")
+        return int(hours) * 60 + int(minutes)
 
 
 class WarehouseSettings(_Strict):

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from batchscore.errors import PermanentFailure
+from batchscore.storage.warehouse.freshness import FRESHNESS_MIGRATION
 from batchscore.storage.warehouse.multiclass import (
     audit_multiclass,
     check_class_names,
@@ -119,9 +120,11 @@ class RunRecord:
     error: str | None = None
     cpu_seconds: float | None = None
     model_source: str | None = None
+    publish_by_minutes: int | None = None  # the pipeline's deadline when this attempt ran
+    timezone: str | None = None
 
     def row(self, attempt_id: str) -> list[object]:
-        """The values of one `scoring_runs` row, in column order (migrations 1 to 3)."""
+        """The values of one `scoring_runs` row, in column order (migrations 1 to 4)."""
         seconds = sum(self.stage_seconds.values()) if self.stage_seconds else None
         rate = self.rows_out / seconds if self.rows_out and seconds else None
         per_million = self.cpu_seconds / self.rows_out * 1e6 if self.cpu_seconds and self.rows_out else None
@@ -145,6 +148,8 @@ class RunRecord:
             self.cpu_seconds,
             per_million,
             self.model_source,
+            self.publish_by_minutes,
+            self.timezone,
         ]
 
 
@@ -217,6 +222,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE scoring_runs ADD COLUMN model_source VARCHAR",
         ],
     ),
+    FRESHNESS_MIGRATION,
 ]
 
 
@@ -261,16 +267,18 @@ def analyst_views(
     """(view name, portable SELECT) for the analyst views over one scores table.
 
     `latest_<table>`: each entity's latest score (latest run date, then highest model version),
-    with the predicted class and class probabilities for multiclass scores.
+    with the predicted class and class probabilities for multiclass scores; `as_of` is the
+    table's newest published day and `is_stale` marks an entity that day's slice left out.
     `<table>_by_day`: rows, mean and quantiles of the score per run date and model version, and
     the share above one half for probabilities (the share of each predicted class for
     multiclass scores), the range for regression values.
     """
     t, k = quote(validate_identifier(table)), quote(validate_identifier(entity_key))
     columns = f"{k}, run_date, pipeline, model_name, model_version, score{select_sql(classes)}, run_id"
-    latest = f"""SELECT {columns} FROM (
+    latest = f"""SELECT {columns}, as_of, run_date < as_of AS is_stale FROM (
             SELECT {columns}, row_number() OVER (
-                PARTITION BY {k} ORDER BY run_date DESC, model_version DESC) AS recency
+                PARTITION BY {k} ORDER BY run_date DESC, model_version DESC) AS recency,
+                max(run_date) OVER () AS as_of
             FROM {t}) ranked
         WHERE recency = 1"""
     last_columns = (
