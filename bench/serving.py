@@ -5,10 +5,11 @@ python -m bench.serving [--rows 1000000] [--seconds 15] [--workers 2] [--concurr
 Publishes one slice of `--rows` scores into a fresh DuckDB file and a fresh PostgreSQL
 database (`bs_bench_<random>`, dropped afterwards), starts `batchscore serve` (uvicorn,
 `--workers` processes, no auth) on each, and drives it for `--seconds` with single lookups of
-random keys, then with batches of 1,000 random keys. Neither wrk nor hey is installed here,
-so the load comes from a small asyncio + httpx generator (`--concurrency` requests in flight)
-running in this process; on a 2-core machine it competes with the server for the CPUs, so the
-numbers are a floor. Prints one JSON object as its last line.
+random keys, then with batches of 1,000 random keys. The load comes from wrk (one thread,
+`--concurrency` connections, a Lua script drawing random keys and reporting exact p50/p99 in
+its done() hook); without wrk, from a small asyncio + httpx generator in this process. On a
+2-core machine the load generator competes with the server for the CPUs. Prints one JSON
+object as its last line (with the machine it ran on).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -113,6 +115,57 @@ async def drive(base: str, kind: str, rows: int, seconds: float, concurrency: in
     }
 
 
+WRK_SCRIPT = """
+local kind, rows, offset = "%(kind)s", %(rows)d, %(offset)d
+math.randomseed(os.time())
+function request()
+  if kind == "single" then
+    return wrk.format("GET", "/v1/pipelines/churn/scores/" .. (offset + math.random(0, rows - 1)))
+  end
+  local keys = {}
+  for i = 1, 1000 do keys[i] = offset + math.random(0, rows - 1) end
+  return wrk.format("POST", "/v1/pipelines/churn/scores:batch",
+    {["Content-Type"] = "application/json"}, '{"keys":[' .. table.concat(keys, ",") .. ']}')
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRKJSON {"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p99_us":%%d,' ..
+    '"errors":%%d}\\n', summary.requests, summary.duration, latency:percentile(50),
+    latency:percentile(99), e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+def drive_wrk(base: str, kind: str, rows: int, seconds: float, concurrency: int) -> dict[str, float]:
+    """wrk's requests per second and exact latency percentiles (from the script's done() hook)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % {"kind": kind, "rows": rows, "offset": KEY_OFFSET})
+    try:
+        command = ["wrk", "-t1", f"-c{concurrency}", f"-d{int(seconds)}s", "-s", script.name, base]
+        out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60)
+    finally:
+        os.unlink(script.name)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("WRKJSON "))
+    got = json.loads(line.removeprefix("WRKJSON "))
+    return {
+        "requests_per_s": round(got["requests"] / (got["duration_us"] / 1e6), 1),
+        "p50_ms": round(got["p50_us"] / 1000, 2),
+        "p99_ms": round(got["p99_us"] / 1000, 2),
+        "requests": got["requests"],
+        "errors": got["errors"],
+    }
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"cores": os.cpu_count(), "model_name": model}
+
+
 def bench_warehouse(url: str, scores: Path, args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     publish(url, scores, args.rows)
@@ -121,7 +174,10 @@ def bench_warehouse(url: str, scores: Path, args: argparse.Namespace) -> dict[st
     try:
         result: dict[str, Any] = {}
         for kind in ("single", "batch"):
-            result[kind] = asyncio.run(drive(base, kind, args.rows, args.seconds, args.concurrency))
+            if shutil.which("wrk"):
+                result[kind] = drive_wrk(base, kind, args.rows, args.seconds, args.concurrency)
+            else:
+                result[kind] = asyncio.run(drive(base, kind, args.rows, args.seconds, args.concurrency))
             print(f"{url.split('://')[0]} {kind}: {result[kind]}", file=sys.stderr)
         result["publish_s"] = round(published_s, 2)
         return result
@@ -156,7 +212,8 @@ def main(argv: list[str] | None = None) -> None:
         with psycopg.connect(args.postgres_admin_url, autocommit=True) as con:
             con.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
     results["config"] = {k: getattr(args, k) for k in ("rows", "seconds", "workers", "concurrency")}
-    results["config"]["load_generator"] = "asyncio+httpx (wrk and hey are not installed)"
+    results["config"]["load_generator"] = "wrk -t1" if shutil.which("wrk") else "asyncio+httpx (no wrk)"
+    results["machine"] = machine()
     print(json.dumps(results))
 
 

@@ -145,11 +145,15 @@ class PostgresReader(ScoresReader):
             except psycopg.OperationalError as exc:
                 raise WarehouseDown(f"cannot connect to PostgreSQL: {exc}") from exc
             try:
-                con.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                con.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-                if lock_table is not None:  # before the snapshot: see a swap entirely or not at all
+                # one round trip; the lock comes before the snapshot: a swap is seen entirely or not at all
+                begin = sql.SQL(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL lock_timeout = {}"
+                )
+                statements = [begin.format(sql.Literal(LOCK_TIMEOUT))]
+                if lock_table is not None:
                     ident = sql.Identifier(validate_identifier(lock_table))
-                    con.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(ident))
+                    statements.append(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(ident))
+                con.execute(sql.SQL("; ").join(statements))
                 return con
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 con.close()

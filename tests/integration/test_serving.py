@@ -342,4 +342,56 @@ def test_swap_under_load_serves_one_slice_per_response(url: str, live_server: st
 
 
 def test_schema_fuzz(published: str) -> None:
-    pytest.importorskip("schemathesis", reason="schemathesis is not installed: no OpenAPI fuzzing")
+    """Every operation of /openapi.json, fuzzed: never a 5xx, every error in the one error shape."""
+    schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed")
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(open_reader(published), None))
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 6
+
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        def fuzz(case: object) -> None:
+            response = case.call()  # type: ignore[attr-defined]
+            case.validate_response(response, checks=[not_a_server_error])  # type: ignore[attr-defined]
+            if response.status_code >= 400:
+                body = response.json()
+                assert set(body) == {"error"} and body["error"]["code"], (case, body)
+
+        fuzz()
+
+
+@pytest.mark.parametrize("url", ["postgresql"], indirect=True)
+def test_serves_as_the_read_only_analyst_role(url: str, tmp_path: Path) -> None:
+    """The URL the docs give (`batchscore_analyst`, from `warehouse init-roles`) reads, and cannot write."""
+    import psycopg
+
+    publish(url, tmp_path, [147, 206], [0.4, 0.6])
+    open_warehouse(url).init_roles("batchscore_writer", "batchscore_analyst")
+    analyst_url = url.replace("postgresql://postgres@", "postgresql://batchscore_analyst@")
+    assert "batchscore_analyst@" in analyst_url
+    for doc in ("README.md", "docs/serving.md"):
+        assert "analyst role" in (REPO_ROOT / doc).read_text(), doc
+    c = client(analyst_url)
+    assert c.get("/readyz").status_code == 200
+    batch = c.post("/v1/pipelines/churn/scores:batch", json={"keys": [147, 206]}).json()
+    assert sorted(row["score"] for row in batch["scores"]) == [0.4, 0.6]
+    reader = open_reader(analyst_url)
+    with reader.transaction() as query:
+        assert query("SELECT current_user", []) == [("batchscore_analyst",)]
+    conninfo, schema = url.split("?schema=")
+    with psycopg.connect(conninfo.replace("postgres@", "batchscore_analyst@"), autocommit=True) as con:
+        con.execute(f'SET search_path TO "{schema}"')
+        for write in (
+            "DELETE FROM scores_churn",
+            "UPDATE scores_churn SET score = 0",
+            "INSERT INTO published_slices SELECT * FROM published_slices",
+            "CREATE TABLE evil (x int)",
+            "DROP TABLE scores_churn",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                con.execute(write)
