@@ -55,3 +55,24 @@ def test_dead_pushgateway_warns_and_alerts_without_raising(caplog) -> None:
 
 def test_no_url_pushes_nothing() -> None:
     assert push_run_metrics(None, "churn", STAGES, success=True) is False
+
+
+def test_task_support_pushes_stage_xcoms(monkeypatch) -> None:
+    from batchscore.orchestration import task_support
+    from batchscore.settings import load_settings
+
+    settings = load_settings("churn", {"BATCHSCORE_PUSHGATEWAY_URL": "http://127.0.0.1:1"})
+    pushed: dict = {}
+
+    class TI:
+        def xcom_pull(self, task_ids: str) -> dict:
+            return {"model_version": 7} if task_ids == "resolve_model" else {"stage": task_ids, "rows": 5}
+
+    def fake(url, pipeline, stages, **kw):  # type: ignore[no-untyped-def]
+        pushed.update(url=url, pipeline=pipeline, stages=list(stages), **kw)
+        return True
+
+    monkeypatch.setattr("batchscore.telemetry.metrics.push_run_metrics", fake)
+    assert task_support.push_metrics({"ti": TI()}, settings, success=False)
+    assert pushed["success"] is False and pushed["model_version"] == 7 and pushed["pipeline"] == "churn"
+    assert [s["stage"] for s in pushed["stages"]] == list(task_support.STAGE_TASKS)
