@@ -13,6 +13,7 @@ from batchscore.orchestration.task_support import (
     costed,
     current,
     no_retry_for_permanent_failures,
+    push_metrics,
     settings_of,
 )
 
@@ -138,8 +139,11 @@ def drift_gate(pipeline: str, model: dict[str, Any], drift: dict[str, Any]) -> d
     from jobs import gate
 
     context, run_date = current()
+    settings = settings_of(pipeline)
     with no_retry_for_permanent_failures():
-        return gate.run(settings_of(pipeline), run_date, model["model_version"], context["run_id"], drift)
+        decided = gate.run(settings, run_date, model["model_version"], context["run_id"], drift)
+    push_metrics(context, settings, success=True, gate=decided)
+    return decided
 
 
 def retrain_needed(pipeline: str, gate: dict[str, Any]) -> bool:

@@ -60,6 +60,47 @@ def costed(run: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     return measure(run, *args, **kwargs)
 
 
+STAGE_TASKS = (
+    "validate_raw",
+    "build_features",
+    "validate_features",
+    "score",
+    "validate_scores",
+    "publish",
+    "drift_report",
+)
+
+
+def push_metrics(
+    context: Any, settings: Settings, *, success: bool, gate: dict[str, Any] | None = None
+) -> bool:
+    """Push the run's stage results (from XCom) to the Pushgateway, when one is configured."""
+    from batchscore.telemetry.metrics import push_run_metrics
+
+    if not settings.platform.pushgateway_url:
+        return False
+    ti = context["ti"]
+    stages: list[dict[str, Any]] = []
+    model: dict[str, Any] = {}
+    try:
+        for task_id in STAGE_TASKS:
+            value = ti.xcom_pull(task_ids=task_id)
+            if isinstance(value, dict):
+                stages.append(value)
+        model = ti.xcom_pull(task_ids="resolve_model") or {}
+    except Exception:  # a failure in XCom itself still pushes success=0
+        pass
+    return push_run_metrics(
+        settings.platform.pushgateway_url,
+        settings.pipeline.name,
+        stages,
+        success=success,
+        alert_webhook=settings.platform.alert_webhook,
+        model_version=model.get("model_version"),
+        gate=gate,
+    )
+
+
 def record_failure(context: Any) -> None:
     """Failure callback: keep the failed attempt in `scoring_runs` and alert."""
     from batchscore.settings import load_settings
@@ -90,6 +131,7 @@ def record_failure(context: Any) -> None:
                 timezone=settings.pipeline.schedule.timezone,
             )
         )
+    push_metrics(context, settings, success=False)
     send_alert(
         settings.platform.alert_webhook,
         f"batchscore {pipeline_name}: task failed",

@@ -15,6 +15,7 @@ from batchscore.settings.base import (
     ENV_LAKE_CACHE_DIR,
     ENV_LAKE_URL,
     ENV_PIPELINES_DIR,
+    ENV_PUSHGATEWAY_URL,
     ENV_S3_CONN_ID,
     ENV_S3_ENDPOINT_URL,
     ENV_SPARK_EXECUTOR_CORES,
@@ -41,6 +42,8 @@ class PlatformSettings(_Strict):
     spark_master: str
     pipelines_dir: Path
     alert_webhook: str | None = None
+    # Prometheus Pushgateway (`http://host:9091`): each nightly run pushes its metrics there.
+    pushgateway_url: str | None = None
     # S3 lake (`s3://bucket/prefix`): a custom endpoint (MinIO, moto), an optional Airflow
     # connection holding the credentials, and the local working copy Spark reads and writes.
     s3_endpoint_url: str | None = None
@@ -98,6 +101,7 @@ def load_platform(env: Mapping[str, str] | None = None) -> PlatformSettings:
             spark_master=env.get(ENV_SPARK_MASTER, "local[*]"),
             pipelines_dir=Path(_absolute(env.get(ENV_PIPELINES_DIR, str(REPO_ROOT / "pipelines")), home)),
             alert_webhook=env.get(ENV_ALERT_WEBHOOK) or None,
+            pushgateway_url=env.get(ENV_PUSHGATEWAY_URL) or None,
             s3_endpoint_url=env.get(ENV_S3_ENDPOINT_URL) or None,
             s3_conn_id=env.get(ENV_S3_CONN_ID) or None,
             lake_cache_dir=_optional_path(env.get(ENV_LAKE_CACHE_DIR), home),

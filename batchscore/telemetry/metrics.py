@@ -1,0 +1,111 @@
+"""A nightly run's metrics, pushed to a Prometheus Pushgateway when one is configured.
+
+Grouping key `job=batchscore_nightly, pipeline=<name>`: each pipeline's latest run replaces
+its previous push. A failed push never fails the run: it logs a warning and alerts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+
+from batchscore.telemetry.alerts import send_alert
+
+log = logging.getLogger("batchscore.telemetry.metrics")
+
+JOB = "batchscore_nightly"
+
+
+def run_registry(
+    pipeline: str,
+    stages: Iterable[dict[str, Any]],
+    *,
+    success: bool,
+    model_version: int | None = None,
+    gate: dict[str, Any] | None = None,
+    now: float | None = None,
+) -> CollectorRegistry:
+    """The run's gauges: per stage rows, seconds, rows/s and CPU seconds; the run's outcome."""
+    registry = CollectorRegistry()
+
+    def gauge(name: str, doc: str, labels: tuple[str, ...] = ("pipeline",)) -> Gauge:
+        return Gauge(name, doc, labels, registry=registry)
+
+    rows = gauge("batchscore_stage_rows", "Rows a stage processed in the last run", ("pipeline", "stage"))
+    seconds = gauge("batchscore_stage_duration_seconds", "Wall seconds of a stage", ("pipeline", "stage"))
+    rate = gauge("batchscore_stage_rows_per_second", "Rows per wall second of a stage", ("pipeline", "stage"))
+    cpu = gauge(
+        "batchscore_stage_cpu_seconds", "CPU seconds of a stage's process tree", ("pipeline", "stage")
+    )
+    for stage in stages:
+        name = str(stage.get("stage", "unknown"))
+        if stage.get("rows") is not None:
+            rows.labels(pipeline, name).set(float(stage["rows"]))
+        if stage.get("seconds") is not None:
+            seconds.labels(pipeline, name).set(float(stage["seconds"]))
+            if stage.get("rows") is not None and float(stage["seconds"]) > 0:
+                rate.labels(pipeline, name).set(float(stage["rows"]) / float(stage["seconds"]))
+        if stage.get("cpu_seconds") is not None:
+            cpu.labels(pipeline, name).set(float(stage["cpu_seconds"]))
+        if stage.get("quarantined_rows") is not None:
+            quarantined = gauge("batchscore_quarantined_rows", "Rows held in quarantine by the run")
+            quarantined.labels(pipeline).set(float(stage["quarantined_rows"]))
+    at = time.time() if now is None else now
+    gauge("batchscore_run_success", "1 when the last run succeeded, 0 when it failed").labels(pipeline).set(
+        1.0 if success else 0.0
+    )
+    gauge("batchscore_last_push_timestamp_seconds", "When the last run pushed").labels(pipeline).set(at)
+    if success:
+        last = gauge("batchscore_last_success_timestamp_seconds", "When the last successful run pushed")
+        last.labels(pipeline).set(at)
+    if model_version is not None:
+        gauge("batchscore_model_version", "Model version the run scored with").labels(pipeline).set(
+            model_version
+        )
+    if gate:
+        _gate_metrics(registry, pipeline, gate)
+    return registry
+
+
+def _gate_metrics(registry: CollectorRegistry, pipeline: str, gate: dict[str, Any]) -> None:
+    if gate.get("drifted_share") is not None:
+        share = Gauge("batchscore_drift_share", "Share of drifted features", ["pipeline"], registry=registry)
+        share.labels(pipeline).set(float(gate["drifted_share"]))
+    decision = Gauge(
+        "batchscore_gate_decision",
+        "1 for the drift gate's decision",
+        ["pipeline", "decision"],
+        registry=registry,
+    )
+    decision.labels(pipeline, str(gate.get("decision", "unknown"))).set(1.0)
+    fired = Gauge("batchscore_gate_fired", "1 when the drift gate alerted", ["pipeline"], registry=registry)
+    fired.labels(pipeline).set(1.0 if gate.get("alerted") or gate.get("trigger_retrain") else 0.0)
+
+
+def push_run_metrics(
+    url: str | None,
+    pipeline: str,
+    stages: Iterable[dict[str, Any]],
+    *,
+    success: bool,
+    alert_webhook: str | None = None,
+    model_version: int | None = None,
+    gate: dict[str, Any] | None = None,
+) -> bool:
+    """Push the run's metrics; returns whether the Pushgateway took them. Never raises."""
+    if not url:
+        return False
+    try:
+        registry = run_registry(pipeline, stages, success=success, model_version=model_version, gate=gate)
+        push_to_gateway(url, job=JOB, registry=registry, grouping_key={"pipeline": pipeline}, timeout=10)
+    except Exception as exc:  # a metrics outage must never fail a run
+        log.warning("pushing metrics to %s failed: %s", url, exc)
+        send_alert(
+            alert_webhook, f"batchscore {pipeline}: metrics push failed", {"url": url, "error": str(exc)}
+        )
+        return False
+    return True
