@@ -25,7 +25,7 @@ $(STAMP): requirements.txt setup.cfg pyproject.toml infra/check_python.sh
 	@bash infra/check_python.sh $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	$(BIN)/python -c "import pyspark, pathlib; jars = pathlib.Path(pyspark.__file__).parent / 'jars'; \
 	  assert any(j.name.startswith('spark-core_2.13-' + pyspark.__version__) for j in jars.iterdir()), 'pyspark Python files do not match its jars'"

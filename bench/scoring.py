@@ -10,7 +10,10 @@ files) and an XGBoost model (300 trees, depth 6), then, interleaved and repeated
 - batchscore: `jobs.score.score_partition` (the score stage's code path: plan, Spark
   tasks, commit the scores partition) in Spark local mode on the same files;
 - baseline: Spark `predict_batch_udf` over the same files, written with Spark.
-The ratio is batchscore / limit (median of the per-repeat ratios).
+- predict-only: `inplace_predict` on the same rows already in memory as one float32 array,
+  all cores, same model: the rate no CPU engine can pass (no I/O, no decode, no copy).
+The ratio is batchscore / limit, predict_only_ratio batchscore / predict-only (medians of
+the per-repeat ratios; a rate ratio, so 1.0 means as fast as the limit).
 
 GPU: XGBoost on the device, from host Arrow batches end to end
 (`score_arrow_batches_gpu`), from device-resident input, and the naive host-numpy call.
@@ -115,6 +118,28 @@ def run_limit(files: list[Path], model: Path, out: Path) -> int:
     return rows
 
 
+def load_matrix(files: list[Path]) -> np.ndarray:
+    """The same rows as one in-memory float32 matrix (not timed): the predict-only input."""
+    from batchscore.models.inference import feature_matrix
+
+    names = feature_names()
+    parts = [feature_matrix(pq.read_table(path, columns=names), names) for path in files]
+    return np.ascontiguousarray(np.concatenate(parts).astype(np.float32, copy=False))
+
+
+def run_predict_only(matrix: np.ndarray, model: Path) -> Callable[[], int]:
+    """The predict-only limit: `inplace_predict` on the in-memory matrix, all cores, same model."""
+    import xgboost as xgb
+
+    booster = xgb.Booster(model_file=str(model))
+    booster.set_param({"nthread": os.cpu_count() or 1})
+
+    def predict() -> int:
+        return int(booster.inplace_predict(matrix, validate_features=False).shape[0])
+
+    return predict
+
+
 def run_batchscore(spark: Any, lake: Any, files: list[Path], rows: int, model: Path) -> int:
     """The score stage's code path (plan, Spark tasks, commit) on the same files."""
     from batchscore.models.inference import ModelRef
@@ -165,6 +190,18 @@ def timed(fn: Callable[[], int]) -> tuple[float, int]:
     return time.perf_counter() - started, rows
 
 
+def interleaved(runs: dict[str, Callable[[], int]], repeats: int, rows: int) -> dict[str, list[float]]:
+    """Each run once per repeat, in turn, so load drifts hit them all alike; checks the row counts."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            seconds, scored = timed(fn)
+            if scored != rows:
+                raise RuntimeError(f"{name} scored {scored} rows, expected {rows}")
+            times[name].append(seconds)
+    return times
+
+
 def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
@@ -186,22 +223,20 @@ def bench_cpu(rows: int, repeats: int, files: int, row_group_rows: int, workdir:
         # Warm-up (not timed): JVM, Python worker pool, model load in each worker.
         run_batchscore(spark, lake, features, rows, model)
         run_baseline(spark, features, model, workdir / "baseline")
-        limit: list[float] = []
-        batchscore: list[float] = []
-        baseline: list[float] = []
-        for _ in range(repeats):
-            for name, fn, times in (
-                ("limit", lambda: run_limit(features, model, workdir / "limit"), limit),
-                ("batchscore", lambda: run_batchscore(spark, lake, features, rows, model), batchscore),
-                ("baseline", lambda: run_baseline(spark, features, model, workdir / "baseline"), baseline),
-            ):
-                seconds, scored = timed(fn)
-                if scored != rows:
-                    raise RuntimeError(f"{name} scored {scored} rows, expected {rows}")
-                times.append(seconds)
+        predict_only = run_predict_only(load_matrix(features), model)
+        predict_only()
+        runs: dict[str, Callable[[], int]] = {
+            "predict_only": predict_only,
+            "limit": lambda: run_limit(features, model, workdir / "limit"),
+            "batchscore": lambda: run_batchscore(spark, lake, features, rows, model),
+            "baseline": lambda: run_baseline(spark, features, model, workdir / "baseline"),
+        }
+        times = interleaved(runs, repeats, rows)
     finally:
         spark.stop()
+    predict, limit, batchscore, baseline = (times[k] for k in runs)
     ratios = [lim / bs for lim, bs in zip(limit, batchscore, strict=True)]
+    predict_ratios = [p / bs for p, bs in zip(predict, batchscore, strict=True)]
     return {
         "device": "cpu",
         "rows": rows,
@@ -212,12 +247,15 @@ def bench_cpu(rows: int, repeats: int, files: int, row_group_rows: int, workdir:
         "row_group_rows": row_group_rows,
         "cores": os.cpu_count(),
         "repeats": repeats,
+        "predict_only_rows_per_s": round(rows / statistics.median(predict)),
         "limit_rows_per_s": round(rows / statistics.median(limit)),
         "batchscore_rows_per_s": round(rows / statistics.median(batchscore)),
         "baseline_rows_per_s": round(rows / statistics.median(baseline)),
         "ratio": round(statistics.median(ratios), 3),
         "ratios": [round(r, 3) for r in ratios],
-        "seconds": {"limit": limit, "batchscore": batchscore, "baseline": baseline},
+        "predict_only_ratio": round(statistics.median(predict_ratios), 3),
+        "predict_only_ratios": [round(r, 3) for r in predict_ratios],
+        "seconds": {"predict_only": predict, "limit": limit, "batchscore": batchscore, "baseline": baseline},
         "uptime_before": load_before,
         "uptime_after": uptime(),
         **versions(),
