@@ -22,6 +22,7 @@ import numpy as np
 
 from batchscore.errors import PermanentFailure
 from batchscore.storage.warehouse.freshness import FRESHNESS_MIGRATION
+from batchscore.storage.warehouse.outcomes import OUTCOMES_MIGRATION
 from batchscore.storage.warehouse.multiclass import (
     audit_multiclass,
     check_class_names,
@@ -223,6 +224,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
     FRESHNESS_MIGRATION,
+    OUTCOMES_MIGRATION,
 ]
 
 
