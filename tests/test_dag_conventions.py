@@ -26,6 +26,7 @@ for dag_id, dag in bag.dags.items():
         "tags": sorted(dag.tags),
         "doc_md": dag.doc_md,
         "params": {k: dag.params.get_param(k).schema for k in dag.params.keys()},
+        "deadlines": [a.interval.total_seconds() for a in (dag.deadline or [])],
         "tasks": {
             t.task_id: {
                 "backoff": bool(t.retry_exponential_backoff),
@@ -69,6 +70,8 @@ def test_schedule_retries_timeouts_and_alerts_come_from_the_pipeline_yaml(tmp_pa
         assert set(pipeline.tags) <= set(dag["tags"])
         assert pipeline.description in dag["doc_md"] and "Backfill" in dag["doc_md"]
         assert dag["params"]["model_version"]["type"] == ["null", "integer"]
+        # a publish_by deadline becomes an Airflow deadline alert (hours from the logical date)
+        assert len(dag["deadlines"]) == (pipeline.schedule.publish_by is not None)
         for task_id, task in dag["tasks"].items():
             assert task["backoff"], f"{task_id}: retries back off exponentially"
             assert task["retry_delay_s"] == pipeline.schedule.retry_delay_s

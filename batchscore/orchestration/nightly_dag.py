@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from batchscore.orchestration import nightly_tasks as t
+from batchscore.orchestration.deadlines import deadline_alert
 from batchscore.orchestration.task_support import record_failure
 from batchscore.settings import PipelineSettings
 
@@ -43,6 +44,7 @@ def dag_arguments(pipeline: PipelineSettings) -> dict[str, Any]:
     from airflow.sdk import Param
 
     schedule = pipeline.schedule
+    deadline = deadline_alert(pipeline)
     return {
         "dag_id": pipeline.dag_id,
         "description": pipeline.description,
@@ -78,6 +80,7 @@ def dag_arguments(pipeline: PipelineSettings) -> dict[str, Any]:
             )
         },
         "render_template_as_native_obj": True,
+        **({"deadline": deadline} if deadline else {}),
     }
 
 
