@@ -24,6 +24,8 @@ from batchscore.storage.lake import Lake, PartitionError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from batchscore.quality.suites import Suite
+
 log = logging.getLogger(__name__)
 
 STAGES = ("raw", "features", "scores")
@@ -95,6 +97,17 @@ def choose_engine(footprint: Footprint, limits: ValidationSettings) -> str:
     return "pandas"
 
 
+def with_pii_mask(suite: Suite, settings: Settings) -> Suite:
+    """The suite with the pipeline's PII columns masked in its results (hashed with the deployment key)."""
+    from dataclasses import replace
+
+    from batchscore.quality.pii import PiiMask
+
+    key = settings.platform.pii_key
+    mask = PiiMask.of(settings.pipeline.dataset.pii_columns, key.get_secret_value() if key else None)
+    return replace(suite, pii=mask)
+
+
 def run(
     settings: Settings,
     run_date: date,
@@ -107,7 +120,7 @@ def run(
 
     pipeline = settings.pipeline
     lake = Lake(settings.platform.lake_url)
-    suite = load_suite(pipeline.expectations_dir / f"{stage}.json")
+    suite = with_pii_mask(load_suite(pipeline.expectations_dir / f"{stage}.json"), settings)
     dataset, partition = partition_for(settings, lake, stage, run_date, model_version)
     footprint = read_footprint(lake, partition)
     if footprint.mixed_schemas:

@@ -63,6 +63,9 @@ CUSTOMERS_SCHEMA = pa.schema(
         ("nps_score", pa.int32()),
         ("credit_score", pa.int32()),
         ("is_business", pa.bool_()),
+        # Personal data (dataset.pii_columns): never a feature, never in a report in clear.
+        ("email", pa.string()),
+        ("phone", pa.string()),
     ]
 )
 
@@ -218,9 +221,21 @@ def _customers_table(
             _masked(rng, c["nps"], 0.2),
             _masked(rng, c["credit"], 0.1),
             pa.array(c["is_business"]),
+            *_contact(c["ids"]),
         ],
         schema=CUSTOMERS_SCHEMA,
     )
+
+
+def _contact(ids: np.ndarray) -> list[pa.Array]:
+    """Each customer's email and phone number, derived from the id (no random draws)."""
+    import pyarrow.compute as pc
+
+    digits = pc.cast(pa.array(ids), pa.string())
+    email = pc.binary_join_element_wise("customer.", digits, "@example.com", "")
+    local = pc.utf8_lpad(pc.cast(pa.array(ids % 10_000_000), pa.string()), 7, "0")
+    phone = pc.binary_join_element_wise("+1-555-", local, "")
+    return [email, phone]
 
 
 def _categories(values: np.ndarray, index: np.ndarray) -> pa.Array:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchscore.errors import PermanentFailure
+from batchscore.quality.pii import NO_PII, PiiMask
 
 MAX_EXAMPLES = 5
 
@@ -87,22 +88,28 @@ def _severity(config: Any) -> str:
     return "warning" if str(value).lower() in ("warning", "info") else "error"
 
 
-def failed_expectation(r: Any) -> FailedExpectation:
+def failed_expectation(r: Any, pii: PiiMask = NO_PII) -> FailedExpectation:
+    """A failed result as shown; values of PII columns (examples, observed) hashed by `pii`."""
     config = r.expectation_config
     res = r.result or {}
     exception = (
         (r.exception_info or {}).get("exception_message") if isinstance(r.exception_info, dict) else None
     )
+    mask = pii.value if pii.applies(config.kwargs) else _shown
     return FailedExpectation(
         type=config.type,
         column=config.kwargs.get("column"),
         kwargs=jsonable({k: v for k, v in config.kwargs.items() if k != "batch_id"}),
         unexpected_count=res.get("unexpected_count"),
         unexpected_percent=res.get("unexpected_percent"),
-        examples=_examples(config.type, res),
+        examples=mask(_examples(config.type, res)),
         severity=_severity(config),
-        observed=jsonable(res.get("observed_value", exception)),
+        observed=mask(jsonable(res.get("observed_value", exception))),
     )
+
+
+def _shown(value: Any) -> Any:
+    return value
 
 
 def _examples(expectation_type: str, result: dict[str, Any]) -> list[Any]:
@@ -112,9 +119,11 @@ def _examples(expectation_type: str, result: dict[str, Any]) -> list[Any]:
     return list(jsonable(list(result.get("partial_unexpected_list") or [])[:MAX_EXAMPLES]))
 
 
-def result_row(r: Any) -> dict[str, Any]:
+def result_row(r: Any, pii: PiiMask = NO_PII) -> dict[str, Any]:
+    """One expectation's row of `result.json`; values of PII columns hashed by `pii`."""
     config = r.expectation_config
     res = r.result or {}
+    mask = pii.value if pii.applies(config.kwargs) else _shown
     return jsonable(
         {
             "type": config.type,
@@ -124,8 +133,9 @@ def result_row(r: Any) -> dict[str, Any]:
             "success": bool(r.success),
             "unexpected_count": res.get("unexpected_count"),
             "unexpected_percent": res.get("unexpected_percent"),
-            "examples": _examples(config.type, res),
-            "observed": res.get("observed_value"),
+            "examples": mask(_examples(config.type, res)),
+            "observed": mask(jsonable(res.get("observed_value"))),
+            **({"pii": True} if mask is not _shown else {}),
         }
     )
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchscore.errors import PermanentFailure
+from batchscore.quality.pii import NO_PII, PiiMask
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -38,6 +39,8 @@ class Suite:
     path: Path
     schema: dict[str, str]
     gx: ExpectationSuite
+    pii: PiiMask = field(default=NO_PII)
+    """How values of the dataset's personal-data columns are shown in results and reports."""
 
     @property
     def expectations(self) -> list[Any]:

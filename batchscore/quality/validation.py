@@ -148,7 +148,7 @@ def _gate(
 ) -> ValidationOutcome:
     """Run the suite unless the contract already failed, write both reports, raise on failure."""
     results, workers = ([], 0) if contract else run_suite()
-    failed = [failed_expectation(r) for r in results if not r.success]
+    failed = [failed_expectation(r, suite.pii) for r in results if not r.success]
     blocking = bool(contract) or any(f.severity != "warning" for f in failed)
     pipeline, dataset, stage, partition = identity
     outcome = ValidationOutcome(
@@ -172,7 +172,7 @@ def _gate(
     document = {
         "outcome": asdict(outcome),
         "contract": {"declared": suite.schema, "violations": contract},
-        "expectations": [result_row(r) for r in results],
+        "expectations": [result_row(r, suite.pii) for r in results],
     }
     document = jsonable(document)
     write_bytes_atomic(Path(outcome.json_path), json.dumps(document, indent=2).encode())

@@ -7,13 +7,14 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from batchscore.settings.base import (
     ENV_ALERT_WEBHOOK,
     ENV_HOME,
     ENV_LAKE_CACHE_DIR,
     ENV_LAKE_URL,
+    ENV_PII_KEY,
     ENV_PIPELINES_DIR,
     ENV_PUSHGATEWAY_URL,
     ENV_S3_CONN_ID,
@@ -44,6 +45,9 @@ class PlatformSettings(_Strict):
     alert_webhook: str | None = None
     # Prometheus Pushgateway (`http://host:9091`): each nightly run pushes its metrics there.
     pushgateway_url: str | None = None
+    # The per-deployment key that hashes personal data (`dataset.pii_columns`) wherever a value
+    # would otherwise be shown (HMAC-SHA256); without one such values are redacted.
+    pii_key: SecretStr | None = None
     # S3 lake (`s3://bucket/prefix`): a custom endpoint (MinIO, moto), an optional Airflow
     # connection holding the credentials, and the local working copy Spark reads and writes.
     s3_endpoint_url: str | None = None
@@ -102,6 +106,7 @@ def load_platform(env: Mapping[str, str] | None = None) -> PlatformSettings:
             pipelines_dir=Path(_absolute(env.get(ENV_PIPELINES_DIR, str(REPO_ROOT / "pipelines")), home)),
             alert_webhook=env.get(ENV_ALERT_WEBHOOK) or None,
             pushgateway_url=env.get(ENV_PUSHGATEWAY_URL) or None,
+            pii_key=env.get(ENV_PII_KEY) or None,  # type: ignore[arg-type]
             s3_endpoint_url=env.get(ENV_S3_ENDPOINT_URL) or None,
             s3_conn_id=env.get(ENV_S3_CONN_ID) or None,
             lake_cache_dir=_optional_path(env.get(ENV_LAKE_CACHE_DIR), home),

@@ -18,6 +18,17 @@ class DatasetSettings(_Strict):
 
     name: Identifier
     entity_key: Identifier
+    # Personal data: never shown in clear in logs, errors, validation or drift reports (hashed
+    # with the deployment's BATCHSCORE_PII_KEY, or redacted without one).
+    pii_columns: list[Identifier] = []
+
+    @model_validator(mode="after")
+    def _key_is_not_personal(self) -> DatasetSettings:
+        if self.entity_key in self.pii_columns:
+            raise ValueError(
+                f"the entity key {self.entity_key} cannot be a PII column (scores are keyed by it)"
+            )
+        return self
 
 
 class LabelSettings(_Strict):

@@ -14,7 +14,7 @@ DAY = date(2026, 11, 21)
 def test_snapshot_schema_nulls_and_keys():
     table, probability = customers_snapshot(SeedSpec(rows=5000), DAY)
     assert table.schema == CUSTOMERS_SCHEMA
-    assert len(CUSTOMERS_SCHEMA) == 26
+    assert len(CUSTOMERS_SCHEMA) == 28
     assert table.num_rows == 5000
     keys = table["customer_id"].to_numpy()
     assert len(np.unique(keys)) == 5000

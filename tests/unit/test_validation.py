@@ -61,7 +61,7 @@ def write_suite(tmp_path, expectations, schema=None):
     return path
 
 
-@pytest.mark.parametrize(("suite", "count"), [("raw", 53), ("features", 52), ("scores", 8)])
+@pytest.mark.parametrize(("suite", "count"), [("raw", 56), ("features", 52), ("scores", 8)])
 def test_shipped_suites_load_completely(suite, count):
     declared = json.loads((SUITES / f"{suite}.json").read_text())["expectations"]
     loaded = load_suite(SUITES / f"{suite}.json")
@@ -71,10 +71,10 @@ def test_shipped_suites_load_completely(suite, count):
 
 def test_valid_partitions_pass_and_write_reports(tmp_path):
     outcome = run(customers(), "raw", tmp_path)
-    assert outcome.success and outcome.evaluated == 53 and outcome.passed == 53 and outcome.rows == 200
+    assert outcome.success and outcome.evaluated == 56 and outcome.passed == 56 and outcome.rows == 200
     assert run(scores(), "scores", tmp_path).success
     document = json.loads((tmp_path / "raw" / "result.json").read_text())
-    assert document["outcome"]["success"] is True and len(document["expectations"]) == 53
+    assert document["outcome"]["success"] is True and len(document["expectations"]) == 56
     assert document["contract"]["violations"] == []
 
 
@@ -319,7 +319,7 @@ def test_forked_workers_give_the_same_verdicts_reports_and_messages(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     checks = json.loads(done.stdout.strip().splitlines()[-1])
-    assert checks["daemonic_child"] == {"success": True, "passed": 53, "workers": 1}
+    assert checks["daemonic_child"] == {"success": True, "passed": 56, "workers": 1}
     assert set(checks["kinds"]) == {*FORKED_KINDS, "clean"}
     for kind, check in checks["kinds"].items():
         assert check["workers"] == [1, 2], kind
@@ -338,7 +338,7 @@ def test_a_threaded_process_validates_in_process(tmp_path, monkeypatch):
         outcome = run(customers(), "raw", tmp_path, workers=2)
     finally:
         stop.set()
-    assert outcome.success and outcome.passed == 53 and outcome.workers == 1
+    assert outcome.success and outcome.passed == 56 and outcome.workers == 1
 
 
 def test_decimal_scan_is_skipped_only_for_numeric_arrays():
@@ -349,3 +349,67 @@ def test_decimal_scan_is_skipped_only_for_numeric_arrays():
     tune_gx_pandas()
     assert gx_util.does_ndarray_contain_decimal_dtype(np.array([Decimal("1.5"), 2.0], dtype=object))
     assert not gx_util.does_ndarray_contain_decimal_dtype(np.array([1.5, 2.0]))
+
+
+def test_pii_values_are_hashed_in_results_reports_and_messages(tmp_path):
+    """Malformed emails and phones (a warning) show as keyed hashes, never in clear; a hash
+    can be matched by whoever holds the value and the key."""
+    import hashlib
+    import hmac
+    from dataclasses import replace as with_field
+
+    from batchscore.quality.pii import PiiMask
+
+    canaries = ["jane.canary.doe@@example", "+1-555-CANARY"]
+    table = customers()
+    emails = table.column("email").to_pylist()
+    phones = table.column("phone").to_pylist()
+    emails[3], phones[4] = canaries
+    table = replace(replace(table, "email", emails), "phone", phones)
+    suite = load_suite(SUITES / "raw.json")
+    key = "deployment-key"
+    masked = with_field(suite, pii=PiiMask.of(["email", "phone"], key))
+    outcome = validate_table(
+        table, masked, pipeline="churn", dataset="raw", stage="raw",
+        partition="lake/raw/dt=2026-11-21", report_dir=tmp_path / "raw",
+    )  # fmt: skip
+    assert outcome.success, "malformed contact data is a warning, not a failed gate"
+    assert sorted(f.column for f in outcome.failed) == ["email", "phone"]
+    shown = [
+        outcome.summary(),
+        (tmp_path / "raw" / "result.json").read_text(),
+        (tmp_path / "raw" / "report.html").read_text(),
+    ]
+    for text in shown:
+        for canary in canaries:
+            assert canary not in text
+            assert canary.split("@")[0] not in text
+    digest = hmac.new(key.encode(), canaries[0].encode(), hashlib.sha256).hexdigest()[:16]
+    assert f"pii:{digest}" in shown[0] and f"pii:{digest}" in shown[1]
+    rows = json.loads(shown[1])["expectations"]
+    assert {r["column"] for r in rows if r.get("pii")} == {"email", "phone"}
+    # Without a deployment key the values are redacted; the unmasked suite shows them.
+    redacted = with_field(suite, pii=PiiMask.of(["email", "phone"], None))
+    unkeyed = validate_table(
+        table, redacted, pipeline="churn", dataset="raw", stage="raw",
+        partition="lake/raw/dt=2026-11-21", report_dir=tmp_path / "unkeyed",
+    )  # fmt: skip
+    assert "[redacted]" in unkeyed.summary() and canaries[0] not in unkeyed.summary()
+    clear = validate_table(
+        table, suite, pipeline="churn", dataset="raw", stage="raw",
+        partition="lake/raw/dt=2026-11-21", report_dir=tmp_path / "clear",
+    )  # fmt: skip
+    assert canaries[0] in clear.summary(), "the test's canary does reach the report unmasked"
+
+
+def test_pii_mask_covers_column_pairs_and_lists_and_numbers():
+    from batchscore.quality.pii import REDACTED, PiiMask
+
+    mask = PiiMask.of(["email", "ssn"], "k")
+    assert mask.applies({"column": "email"}) and mask.applies({"column_list": ["id", "ssn"]})
+    assert mask.applies({"column_A": "x", "column_B": "email"}) and not mask.applies({"column": "age"})
+    assert not PiiMask().applies({"column": "email"})
+    hashed = mask.value([123456789, "a@b.c", None, True])
+    assert hashed[2:] == [None, True] and all(h.startswith("pii:") and len(h) == 20 for h in hashed[:2])
+    assert mask.value(123456789) == mask.value("123456789"), "a value hashes the same whatever its type"
+    assert PiiMask.of(["email"], None).value({"x": "a@b.c"}) == {"x": REDACTED}
