@@ -42,9 +42,13 @@ LABELS = {
 }
 DECILES = tuple(f"calibration_d{i:02d}" for i in range(1, 11))
 TOP_FEATURES = 15
+COMPARED_DAYS = 10
+STABILITY_DAYS = 7
 
 HEALTH_STYLE = """
-.chart{display:inline-block;margin:4px 12px 8px 0;background:#fff;border:1px solid #e3e6ea;border-radius:4px}
+figure.plot{display:inline-block;margin:4px 12px 8px 0;vertical-align:top}
+figure.plot figcaption{font-weight:600;font-size:13px;margin-bottom:2px}
+.chart{display:block;background:#fff;border:1px solid #e3e6ea;border-radius:4px}
 .chart .tick{font:11px system-ui,sans-serif;fill:#566070} .chart .grid{stroke:#eef0f3} .chart .axis{stroke:#9aa3ae}
 .chart .line{fill:none;stroke-width:2} .chart .dashed{stroke-dasharray:5 4} .chart .band{stroke:none;opacity:.18}
 .chart .limit{stroke:#c62828;stroke-dasharray:4 3}
@@ -199,7 +203,7 @@ def estimated_vs_realized_section(data: HealthData) -> str:
                         cell(number(guess.value), True),
                         cell(band),
                         cell(number(real.value), True),
-                        cell(f"{real.value - guess.value:+.4g}", True),
+                        cell(f"{round(real.value - guess.value, 9):+.4g}", True),
                         cell(inside),
                         cell(f"{real.row_count:,}", True),
                     ],
@@ -208,7 +212,9 @@ def estimated_vs_realized_section(data: HealthData) -> str:
     out = "<h2>Estimated vs realized</h2><div id='estimated-vs-realized'>"
     if not rows:
         return out + empty("no day in the window has both an estimate and realized labels yet") + "</div>"
-    rows.sort(key=lambda r: r[0], reverse=True)
+    days = sorted({day for day, _ in rows}, reverse=True)[:COMPARED_DAYS]
+    shown = [cells for day, cells in sorted(rows, key=lambda r: r[0], reverse=True) if day in days]
+    caption = f"<p>the latest {len(days)} of {len({day for day, _ in rows})} days with both</p>"
     head = [
         "day",
         "metric",
@@ -219,7 +225,7 @@ def estimated_vs_realized_section(data: HealthData) -> str:
         "in band",
         "labeled rows",
     ]
-    return out + table("estimated-realized", head, [cells for _, cells in rows]) + "</div>"
+    return out + caption + table("estimated-realized", head, shown) + "</div>"
 
 
 def calibration_section(data: HealthData) -> str:
@@ -281,7 +287,7 @@ def stability_table(points: Sequence[StabilityPoint]) -> str:
             cell(f"{s.new_entities:,}", True),
             cell(f"{s.gone_entities:,}", True),
         ]
-        for s in sorted(points, key=lambda s: s.run_date, reverse=True)
+        for s in sorted(points, key=lambda s: s.run_date, reverse=True)[:STABILITY_DAYS]
     ]
     head = [
         "day",

@@ -80,7 +80,8 @@ def line_chart(
                 f"<title>{e(s.name)} {d.isoformat()}: {number(v)}</title></circle>"
                 for d, v in s.points
             ]
-    parts.append(legend(series))
+    if len(series) > 1:
+        parts.append(legend(series))
     return svg(chart_id, title, parts)
 
 
@@ -170,9 +171,11 @@ def column_chart(chart_id: str, title: str, columns: Sequence[tuple[str, float |
 
 
 def svg(chart_id: str, title: str, parts: Sequence[str], height: int = HEIGHT) -> str:
+    """The chart under its caption."""
     e = html.escape
     return (
+        f"<figure class='plot'><figcaption>{e(title)}</figcaption>"
         f"<svg id='{e(chart_id)}' class='chart' role='img' aria-label='{e(title)}' "
         f"viewBox='0 0 {WIDTH} {height}' width='{WIDTH}' height='{height}'>"
-        f"<title>{e(title)}</title>{''.join(parts)}</svg>"
+        f"<title>{e(title)}</title>{''.join(parts)}</svg></figure>"
     )

@@ -65,14 +65,18 @@ def test_the_header_says_version_rows_and_freshness():
 
 def test_estimated_vs_realized_lists_the_days_with_both_newest_first():
     rows = table_rows(render_health_html(month_of_health()), "estimated-realized")
-    # days 5..20 have both, for ROC AUC and log loss
-    assert len(rows) == 2 * 16
+    # days 5..20 have both, for ROC AUC and log loss: the latest 10 of them are shown
+    assert len(rows) == 2 * 10
+    assert "the latest 10 of 16 days with both" in section(
+        render_health_html(month_of_health()), "estimated-vs-realized"
+    )
     newest = FIRST + timedelta(days=19)
     auc = next(r for r in rows if r[1] == "ROC AUC")
     assert auc[0] == newest.isoformat()
     assert auc[2:] == ["0.82", "0.8 to 0.84", "0.838", "+0.018", "yes", "1,200"]
-    oldest = next(r for r in rows if r[1] == "ROC AUC" and r[0] == (FIRST + timedelta(days=4)).isoformat())
-    assert oldest[4:7] == ["0.808", "-0.012", "yes"]
+    oldest = next(r for r in rows if r[1] == "ROC AUC" and r[0] == (FIRST + timedelta(days=10)).isoformat())
+    assert oldest[4:7] == ["0.82", "+0", "yes"], "no float noise in the difference"
+    assert rows[-1][0] == oldest[0]
     loss = next(r for r in rows if r[1] == "log loss" and r[0] == newest.isoformat())
     assert loss[4:7] == ["0.381", "-0.009", "yes"]
 
@@ -176,3 +180,23 @@ def test_the_page_is_written_whole(tmp_path):
     assert path == tmp_path / "dt=2026-11-21" / "health.html"
     assert path.read_text(encoding="utf-8") == render_health_html(data)
     assert [p.name for p in path.parent.iterdir()] == ["health.html"], "no temporary file left behind"
+
+
+def test_stability_charts_the_window_and_tables_the_latest_week():
+    page = render_health_html(month_of_health())
+    psi = re.search(r"<svg id='chart-score_psi'.*?</svg>", page, re.S).group(0)  # type: ignore[union-attr]
+    assert len(re.findall(r"<circle class='dot", psi)) == 29
+    rows = table_rows(page, "stability-table")
+    assert len(rows) == 7
+    assert rows[0] == [
+        "2026-11-21",
+        "v1",
+        "2026-11-20 v1",
+        "0.29",
+        "0.961",
+        "0.058",
+        "0.5",
+        "2,900",
+        "100",
+        "95",
+    ]
