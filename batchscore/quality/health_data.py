@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from batchscore.settings import PipelineSettings
 from batchscore.storage.warehouse import quoted, validate_identifier
 
 ALL_ROWS = "all"
@@ -136,14 +137,14 @@ def due_at(day: date, publish_by_minutes: int | None, timezone: str) -> datetime
 
 def load_health(
     warehouse: Queryable,
-    pipeline: Any,
+    pipeline: PipelineSettings,
     day: date,
     *,
     prediction_column: str,
     window_days: int = 30,
     model_version: int | None = None,
 ) -> HealthData:
-    """The health page's data for `pipeline` (its `PipelineSettings`) on `day`, over the
+    """The health page's data for `pipeline` on `day`, over the
     `window_days` up to it. `model_version` is the run's pinned version; without it, the
     version last published as champion that day."""
     name = pipeline.name

@@ -5,6 +5,7 @@ and an empty warehouse gives empty sections, not an error; the job writes the pa
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -219,3 +220,18 @@ def test_the_job_writes_the_page_into_the_lake(month, warehouse_url, tmp_path):
     html = page.read_text()
     assert "3 rows published at" in html and "<svg id='chart-roc_auc'" in html
     assert "reason codes not enabled: the warehouse has no score_reasons_churn view" in html
+
+
+def test_the_job_on_its_own_renders_a_first_day_without_failing(tmp_path, monkeypatch, capsys):
+    import json
+
+    from jobs import health
+
+    for name, value in settings_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    health.main(["--pipeline", "churn", "--date", DAY.isoformat()])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["stage"] == "health_page" and result["model_version"] is None
+    html = Path(result["report"]).read_text()
+    assert "nothing published for this day" in html
+    assert "no drift metrics for 2026-11-21 (any model version)" in html
