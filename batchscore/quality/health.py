@@ -116,19 +116,21 @@ def header(data: HealthData) -> str:
         published = "nothing published for this day"
         freshness = ""
     else:
-        published = f"{data.published_rows:,} rows published at {data.published_at.isoformat()}"
+        published = (
+            f"{data.published_rows:,} rows published at {data.published_at.isoformat(timespec='seconds')}"
+        )
         freshness = "no deadline (schedule.publish_by unset)"
         if data.due_at is not None:
             late = data.published_at > data.due_at
             badge = (
                 "<span class='badge warn'>late</span>" if late else "<span class='badge ok'>on time</span>"
             )
-            freshness = f"due by {e(data.due_at.isoformat())} {badge}"
+            freshness = f"due by {e(data.due_at.isoformat(timespec='seconds'))} {badge}"
     run = data.last_run
     last = (
         "no run recorded for this day"
         if run is None
-        else f"{run.status} (run {run.run_id}, {number(run.seconds)} s, recorded {run.recorded_at.isoformat()})"
+        else f"{run.status} (run {run.run_id}, {number(run.seconds)} s, recorded {run.recorded_at.isoformat(timespec='seconds')})"
     )
     lines = [
         f"model <code>{e(version)}</code> ({e(data.task)})",
@@ -152,7 +154,11 @@ def performance_section(data: HealthData) -> str:
         return "".join(out) + "</div>"
     if not any(p.kind == "realized" for p in points):
         out.append(empty("no labels landed yet for any scored day: only estimated performance so far"))
-    for metric in CHART_METRICS.get(data.task, ()):
+    metrics = CHART_METRICS.get(data.task, ())
+    if not any(p.metric in metrics for p in points):
+        names = " or ".join(LABELS.get(m, m) for m in metrics)
+        out.append(empty(f"no {names} recorded from {data.first_day} to {data.day}"))
+    for metric in metrics:
         realized = champion(points, "realized", metric)
         estimated = champion(points, "estimated", metric)
         shadow = [p for p in points if p.role == "shadow" and p.kind == "realized" and p.metric == metric]

@@ -200,3 +200,10 @@ def test_stability_charts_the_window_and_tables_the_latest_week():
         "100",
         "95",
     ]
+
+
+def test_performance_without_the_headline_metrics_says_so():
+    brier = [point(DAY, "realized", "brier", 0.12)]
+    performance = section(render_health_html(nothing_yet(model_version=1, performance=brier)), "performance")
+    assert "no ROC AUC or log loss recorded from 2026-10-23 to 2026-11-21" in performance
+    assert "<svg" not in performance
