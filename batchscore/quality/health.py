@@ -116,9 +116,8 @@ def header(data: HealthData) -> str:
         published = "nothing published for this day"
         freshness = ""
     else:
-        published = (
-            f"{data.published_rows:,} rows published at {data.published_at.isoformat(timespec='seconds')}"
-        )
+        at = data.published_at.astimezone(data.due_at.tzinfo) if data.due_at else data.published_at
+        published = f"{data.published_rows:,} rows published at {at.isoformat(timespec='seconds')}"
         freshness = "no deadline (schedule.publish_by unset)"
         if data.due_at is not None:
             late = data.published_at > data.due_at
@@ -150,7 +149,8 @@ def performance_section(data: HealthData) -> str:
     out = ["<h2>Performance over time</h2><div id='performance'>"]
     points = [p for p in data.performance if p.value is not None]
     if not points:
-        out.append(empty(f"no performance recorded for {data.pipeline} from {data.first_day} to {data.day}"))
+        message = f"no labels landed yet for any scored day and no estimate recorded from {data.first_day} to {data.day}"
+        out.append(empty(message))
         return "".join(out) + "</div>"
     if not any(p.kind == "realized" for p in points):
         out.append(empty("no labels landed yet for any scored day: only estimated performance so far"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from batchscore.quality.health import render_health_html, write_health_page
 from batchscore.quality.health_charts import Series, line_chart
@@ -59,6 +60,9 @@ def test_the_header_says_version_rows_and_freshness():
         render_health_html(month_of_health(published_at=datetime(2026, 11, 21, 9, 0, tzinfo=UTC))), "header"
     )
     assert "<span class='badge warn'>late</span>" in late
+    berlin = datetime(2026, 11, 21, 6, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    local = section(render_health_html(month_of_health(due_at=berlin)), "header")
+    assert "published at 2026-11-21T05:30:00+01:00 due by 2026-11-21T06:00:00+01:00" in local, "one time zone"
     no_deadline = section(render_health_html(month_of_health(due_at=None)), "header")
     assert "no deadline (schedule.publish_by unset)" in no_deadline
 
@@ -125,7 +129,7 @@ def test_a_first_day_says_why_each_section_is_empty():
     page = render_health_html(nothing_yet())
     messages = re.findall(r"<p class='empty'>(.*?)</p>", page)
     assert messages == [
-        "no performance recorded for churn from 2026-10-23 to 2026-11-21",
+        "no labels landed yet for any scored day and no estimate recorded from 2026-10-23 to 2026-11-21",
         "no day in the window has both an estimate and realized labels yet",
         "no realized calibration yet: no labels landed for any scored day",
         "no score stability recorded in the window: each published day is compared with the previous one",
