@@ -22,6 +22,8 @@ for dag_id, dag in bag.dags.items():
         "tasks": [t.task_id for t in dag.topological_sort()],
         "retries": {t.task_id: t.retries for t in dag.tasks},
         "timeouts": {t.task_id: bool(t.execution_timeout) for t in dag.tasks},
+        "upstream": {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},
+        "trigger_rules": {t.task_id: getattr(t.trigger_rule, "value", t.trigger_rule) for t in dag.tasks},
         "catchup": dag.catchup,
         "max_active_runs": dag.max_active_runs,
         "doc": bool(dag.doc_md),
@@ -69,7 +71,8 @@ def test_dag_files_import_cleanly_and_follow_conventions(tmp_path):
 
 
 def test_nightly_stages_run_in_contract_order(tmp_path):
-    tasks = parse_dags(tmp_path)["dags"]["batchscore_churn"]["tasks"]
+    dag = parse_dags(tmp_path)["dags"]["batchscore_churn"]
+    tasks = dag["tasks"]
     order = [
         "wait_for_partition",
         "validate_raw",
@@ -80,11 +83,16 @@ def test_nightly_stages_run_in_contract_order(tmp_path):
         "publish",
         "drift_report",
         "drift_gate",
+        "health_page",
     ]
     positions = [tasks.index(t) for t in order]
     assert positions == sorted(positions)
     assert tasks.index("resolve_model") < tasks.index("score")
     assert tasks.index("drift_gate") < tasks.index("retrain_needed") < tasks.index("trigger_retrain")
+    # the health page is no descendant of the retrain short circuit (which skips all it leads
+    # to) and runs when an upstream stage was skipped
+    assert dag["upstream"]["health_page"] == ["drift_gate", "resolve_model"]
+    assert dag["trigger_rules"]["health_page"] == "none_failed"
 
 
 def test_retrain_dag_trains_then_evaluates_then_gates(tmp_path):

@@ -72,6 +72,9 @@ def _print_summary(settings: Any, run_date: date, outcome: dict[str, Any]) -> No
     for stage in ("validate_raw", "validate_features", "validate_scores"):
         print(f"  report:     {results[stage]['report']}")
     print(f"  report:     {results['drift_report']['report']}")
+    health = results.get("health_page")
+    if isinstance(health, dict) and health.get("report"):
+        print(f"  health:     {health['report']}")
     print("  try:")
     print(f'    .venv/bin/batchscore sql "SELECT * FROM {pipeline.scores_table}_by_day"')
     print(

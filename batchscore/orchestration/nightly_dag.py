@@ -27,7 +27,8 @@ Waits for `raw/{dataset}/dt=<logical date>/_SUCCESS`, validates it, builds featu
 `{features}`, validates them, scores them with model `{model}` (alias `{alias}` resolved once
 at the start of the run and pinned), validates the scores, publishes them to
 `{table}` in one transaction, writes an Evidently drift report and applies the drift gate,
-which triggers `{retrain_dag}` with its evidence when it recommends retraining.
+which triggers `{retrain_dag}` with its evidence when it recommends retraining, and renders
+the day's model-health page (`reports/health/{name}/dt=<logical date>/health.html`) last.
 With `model.challenger_alias` set, the same scoring pass scores the challenger too and
 `publish_shadow` publishes its scores to `shadow_{table}`, never to `{table}`.
 
@@ -107,6 +108,9 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
         drift = task(t.drift_report)(name, model)
         gate = task(t.drift_gate)(name, model, drift)
         retrain = task.short_circuit(t.retrain_needed)(name, gate)
+        # not downstream of the short circuit (which skips all it leads to); none_failed: an
+        # upstream skipped (a stage with nothing to do) still gets the page rendered
+        health = task(trigger_rule="none_failed")(t.health_page)(name, model)
         trigger = TriggerDagRunOperator(
             task_id="trigger_retrain",
             trigger_dag_id=pipeline.retrain_dag_id,
@@ -119,6 +123,7 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
 
         ready >> raw_checked >> features >> features_checked >> scored >> scores_checked >> published
         published >> drift
+        gate >> health
         scores_checked >> shadow
         retrain >> trigger
 

@@ -146,6 +146,15 @@ def drift_gate(pipeline: str, model: dict[str, Any], drift: dict[str, Any]) -> d
     return decided
 
 
+def health_page(pipeline: str, model: dict[str, Any]) -> dict[str, Any]:
+    """The model-health page of the run's day, from the warehouse; a table without rows yet
+    (no labels, no reason codes) gives a section saying why, not a failure."""
+    from jobs import health
+
+    with no_retry_for_permanent_failures():
+        return health.run(settings_of(pipeline), current()[1], model["model_version"])
+
+
 def retrain_needed(pipeline: str, gate: dict[str, Any]) -> bool:
     """Go on to trigger the retrain DAG only when the gate recommends retraining."""
     return bool(gate.get("trigger_retrain"))

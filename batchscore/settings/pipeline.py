@@ -197,6 +197,12 @@ class ScheduleSettings(_Strict):
         return int(hours) * 60 + int(minutes)
 
 
+class HealthSettings(_Strict):
+    """The model-health page (`jobs.health`): how many days up to the run's day it covers."""
+
+    window_days: int = Field(default=30, gt=0, le=366)
+
+
 class WarehouseSettings(_Strict):
     scores_table: Identifier | None = None
 
@@ -219,6 +225,7 @@ class PipelineSettings(_Strict):
     promotion: PromotionSettings = PromotionSettings()
     schedule: ScheduleSettings
     warehouse: WarehouseSettings = WarehouseSettings()
+    health: HealthSettings = HealthSettings()
     tags: list[str] = []
 
     @property

@@ -5,7 +5,7 @@ Layout (all keyed by the run's logical date, never by wall-clock time):
     raw/<dataset>/dt=YYYY-MM-DD/part-*.parquet + _SUCCESS        landed upstream
     features/<pipeline>/dt=YYYY-MM-DD/                            build_features
     scores/<pipeline>/model_version=N/dt=YYYY-MM-DD/              score
-    reports/<kind>/<pipeline>/dt=YYYY-MM-DD/[<stage>/]            validation, drift
+    reports/<kind>/<pipeline>/dt=YYYY-MM-DD/[<stage>/]            validation, drift, health
     models/<model>/...                                            the registry
 
 A partition written by batchscore is first written under `_staging/`, completed with a

@@ -51,6 +51,7 @@ NIGHTLY_TASKS_SUCCEEDING_WITHOUT_DRIFT = {
     "drift_report",
     "drift_gate",
     "retrain_needed",
+    "health_page",
 }
 
 

@@ -13,7 +13,9 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 @contextmanager
-def chromium() -> Iterator[Any]:
+def chromium(console_log: bool = False) -> Iterator[Any]:
+    """A headless Chromium session; with `console_log`, `driver.get_log("browser")` returns the
+    page's console messages (CSP violations and script errors among them)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -28,6 +30,8 @@ def chromium() -> Iterator[Any]:
         "--window-size=1600,2000",
     ):
         options.add_argument(arg)
+    if console_log:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         yield driver

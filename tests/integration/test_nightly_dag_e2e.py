@@ -43,6 +43,8 @@ def home(tmp_path_factory) -> Path:
 def test_two_days_then_a_rerun_publish_exactly_once(home):
     first = ok(cli(home, "run", "--pipeline", "churn", "--date", DAY1.isoformat()))
     assert "SUCCESS" in first and f"published {ROWS:,}" in first
+    health = home / "lake" / "reports" / "health" / "churn" / f"dt={DAY1}" / "health.html"
+    assert f"  health:     {health}" in first, "the summary links the day's health page"
     ok(cli(home, "run", "--pipeline", "churn", "--date", DAY2.isoformat()))
     before = scores(home)
     ok(cli(home, "run", "--pipeline", "churn", "--date", DAY1.isoformat()))
@@ -76,6 +78,9 @@ def test_two_days_then_a_rerun_publish_exactly_once(home):
     for stage in ("raw", "features", "scores"):
         assert (reports / "validation" / "churn" / f"dt={DAY1}" / stage / "report.html").is_file()
     assert (reports / "drift" / "churn" / f"dt={DAY1}" / "drift.html").stat().st_size > 10_000
+    page = (reports / "health" / "churn" / f"dt={DAY2}" / "health.html").read_text()
+    assert "churn · model health · 2026-11-21" in page and "3,000 rows published at" in page
+    assert "<svg id='chart-drift'" in page, "the day's drift, ranked"
 
 
 def test_a_bad_partition_stops_the_run_and_publishes_nothing(home):

@@ -115,6 +115,7 @@ def test_a_nightly_run_reads_and_writes_the_s3_lake(tmp_path):
         reports = objects(endpoint, "nightly/reports/")
         assert f"drift/churn/{day}/drift.html" in reports
         assert f"validation/churn/{day}/raw/report.html" in reports
+        assert f"health/churn/{day}/health.html" in reports
 
         # The run staged only the day it scores.
         staged = sorted(p.name for p in (run_copy / BUCKET / "nightly" / "raw" / "customers").iterdir())
