@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from batchscore.orchestration import nightly_tasks as t
+from batchscore.orchestration.assets import nightly_schedule
 from batchscore.orchestration.deadlines import deadline_alert
 from batchscore.orchestration.task_support import record_failure
 from batchscore.settings import PipelineSettings
@@ -45,11 +46,12 @@ def dag_arguments(pipeline: PipelineSettings) -> dict[str, Any]:
     from airflow.sdk import Param
 
     schedule = pipeline.schedule
-    deadline = deadline_alert(pipeline)
+    # A partition-triggered run has no logical date to count a deadline from.
+    deadline = deadline_alert(pipeline) if schedule.on == "cron" else None
     return {
         "dag_id": pipeline.dag_id,
         "description": pipeline.description,
-        "schedule": schedule.cron,
+        "schedule": nightly_schedule(pipeline),
         "start_date": datetime.combine(schedule.start_date, datetime.min.time(), tzinfo=UTC),
         "catchup": schedule.catchup,
         "max_active_runs": schedule.max_active_runs,
@@ -85,6 +87,9 @@ def dag_arguments(pipeline: PipelineSettings) -> dict[str, Any]:
     }
 
 
+GATE_DAY = "{{ ti.xcom_pull(task_ids='drift_gate')['run_date'] }}"
+
+
 def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
     from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
     from airflow.sdk import DAG, task
@@ -111,11 +116,16 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
         # not downstream of the short circuit (which skips all it leads to); none_failed: an
         # upstream skipped (a stage with nothing to do) still gets the page rendered
         health = task(trigger_rule="none_failed")(t.health_page)(name, model)
+        # The retrain run's day: the logical date, or the gate's run date for a partition run.
+        day = "{{ ds }}" if pipeline.schedule.on == "cron" else GATE_DAY
+        logical_date = (
+            "{{ logical_date }}" if pipeline.schedule.on == "cron" else GATE_DAY + "T00:00:00+00:00"
+        )
         trigger = TriggerDagRunOperator(
             task_id="trigger_retrain",
             trigger_dag_id=pipeline.retrain_dag_id,
-            trigger_run_id="drift__{{ ds }}",
-            logical_date="{{ logical_date }}",
+            trigger_run_id=f"drift__{day}",
+            logical_date=logical_date,
             conf={"evidence": gate},
             skip_when_already_exists=True,
             openlineage_inject_parent_info=False,

@@ -16,9 +16,18 @@ if TYPE_CHECKING:
 
 
 def run_date_of(context: Any) -> date:
-    """The run's logical date; runs without one are refused rather than guessed."""
+    """The run's logical date, or for a partition-triggered run its partition key's date; runs
+    with neither are refused rather than guessed."""
     logical = context.get("logical_date")
     if logical is None:
+        key = context.get("partition_key")
+        if key:
+            try:
+                return date.fromisoformat(str(key)[:10])
+            except ValueError:
+                raise ValueError(
+                    f"partition key {key!r} is not a date (YYYY-MM-DD): it names no day to score"
+                ) from None
         raise ValueError(
             "this run has no logical date; batchscore never guesses the day to score. "
             "Trigger it with a logical date (the UI's 'Logical date' field or --logical-date)."
@@ -111,18 +120,21 @@ def record_failure(context: Any) -> None:
     pipeline_name = context["dag"].dag_id.removeprefix("batchscore_")
     settings = load_settings(pipeline_name)
     error = f"{ti.task_id}: {context.get('exception')!s}"[:4000]
-    logical = context.get("logical_date")
+    try:
+        run_date: date | None = run_date_of(context)
+    except ValueError:  # a run without a day (refused by its first task) has no row to record
+        run_date = None
     try:
         model = ti.xcom_pull(task_ids="resolve_model") or {}
     except Exception:  # the failure being reported may be XCom itself
         model = {}
-    if logical is not None:
+    if run_date is not None:
         open_warehouse(settings.platform.warehouse_url).record_run(
             RunRecord(
                 run_id=context["run_id"],
                 try_number=ti.try_number,
                 pipeline=pipeline_name,
-                run_date=run_date_of(context),
+                run_date=run_date,
                 model_name=settings.pipeline.model.name,
                 model_version=model.get("model_version"),
                 status="failed",

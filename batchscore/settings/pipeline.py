@@ -166,6 +166,9 @@ class ScheduleSettings(_Strict):
     """Airflow scheduling of the nightly DAG."""
 
     cron: str = "@daily"
+    # `partition`: run when the day's raw partition is announced as an Airflow asset event
+    # (with its date as the partition key) instead of on `cron`; see orchestration/assets.py.
+    on: Literal["cron", "partition"] = "cron"
     start_date: date
     catchup: bool = False
     max_active_runs: int = Field(default=1, gt=0)
