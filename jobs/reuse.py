@@ -153,8 +153,8 @@ def reusable(
     manifests = [stored_manifest(lake, partition) for partition in partitions]
     if not manifests or any(m is None or m.get("fingerprint") != fingerprint for m in manifests):
         return None
-    first: dict[str, Any] = manifests[0]  # type: ignore[assignment]
-    if not isinstance(first.get("result"), dict):
+    first = manifests[0]
+    if first is None or not isinstance(first.get("result"), dict):
         return None
     return {
         **first["result"],

@@ -45,7 +45,7 @@ def _print_task(task_id: str, state: str, result: Any) -> None:
             f"{result['rows']:,} rows" if "rows" in result else "",
             f"v{result['model_version']}" if "model_version" in result and task_id == "resolve_model" else "",
             f"decision={result['decision']}" if "decision" in result else "",
-            f"{result['seconds']:.1f}s" if "seconds" in result and not result.get("reused") else "",
+            f"{result['seconds']:.1f}s" if "seconds" in result and not _unchanged(result) else "",
             f"reused (computed {result.get('computed_at')})" if result.get("reused") else "",
             f"skipped: {result['skipped']}" if result.get("skipped") else "",
         ]
@@ -54,6 +54,11 @@ def _print_task(task_id: str, state: str, result: Any) -> None:
         state, state
     )
     print(f"  [{mark:>4}] {task_id:<20}{detail}", flush=True)
+
+
+def _unchanged(result: dict[str, Any]) -> bool:
+    """A stage that reused an earlier output or found nothing to do: its own seconds say nothing."""
+    return bool(result.get("reused") or result.get("skipped"))
 
 
 def _print_summary(settings: Any, run_date: date, outcome: dict[str, Any]) -> None:

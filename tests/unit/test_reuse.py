@@ -139,3 +139,41 @@ def test_build_features_reuses_a_complete_partition_with_its_fingerprint(spark, 
     rebuilt = build_features.run(churn_settings, DAY, spark)
     assert rebuilt["reused"] is False and rebuilt["fingerprint"] != first["fingerprint"]
     assert data_file_ids(final) != files
+
+
+def test_the_run_summary_names_the_reused_stages_and_a_no_op(churn_settings, capsys):
+    from batchscore.cli.run import _print_summary, _print_task
+
+    reused = {"reused": True, "computed_at": "2026-11-22T01:02:03+00:00", "seconds": 12.5, "rows": 3000}
+    results = {
+        "resolve_model": {"model_name": "churn_xgb", "model_version": 1},
+        "validate_raw": {"stage": "raw", "rows": 3000, "report": "raw.html"},
+        "build_features": {"stage": "build_features", **reused},
+        "validate_features": {"report": "features.html"},
+        "score": {"stage": "score", **reused},
+        "validate_scores": {"report": "scores.html"},
+        "publish": {
+            "stage": "publish",
+            "skipped": "already published with the same inputs and model version",
+            "rows": 3000,
+            "seconds": 0.0,
+            "published_by": "manual__2026-11-21T00:00:00+00:00",
+            "published_at": "2026-11-22 01:03:00+00:00",
+        },
+        "drift_report": {"report": "drift.html"},
+        "drift_gate": {"decision": "pass", "drifted_share": 0.0, "drifted_features": []},
+    }
+    outcome = {"state": "success", "run_id": "manual__x", "seconds": 30.0, "results": results, "errors": {}}
+    _print_task("score", "success", results["score"])
+    _print_task("publish", "success", results["publish"])
+    _print_summary(churn_settings, DAY, outcome)
+    out = capsys.readouterr().out
+    assert f"{'score':<20}  3,000 rows, reused (computed 2026-11-22T01:02:03+00:00)" in out
+    assert "12.5s" not in out, "a reused stage's compute seconds are not this run's"
+    assert f"{'publish':<20}  3,000 rows, skipped: already published with the same inputs" in out
+    assert "-> unchanged 3,000" in out and "-> published" not in out
+    assert "reused:     build_features, score (inputs, feature set, model and settings unchanged" in out
+    assert (
+        "no-op:      2026-11-21 was already published with the same inputs and model version "
+        "(run manual__2026-11-21T00:00:00+00:00, 2026-11-22 01:03:00+00:00)"
+    ) in out
