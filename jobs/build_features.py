@@ -96,8 +96,10 @@ def run(
 def main(argv: list[str] | None = None) -> None:
     from jobs import print_result, stage_arguments
 
-    args = stage_arguments(__doc__.splitlines()[0]).parse_args(argv)
-    print_result(run(load_settings(args.pipeline), args.date))
+    parser = stage_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="rebuild even when the partition is reusable")
+    args = parser.parse_args(argv)
+    print_result(run(load_settings(args.pipeline), args.date, force=args.force))
 
 
 if __name__ == "__main__":

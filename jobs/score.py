@@ -397,13 +397,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--challenger-version", type=int, help="default: the model.challenger_alias version, if any"
     )
+    parser.add_argument("--force", action="store_true", help="rescore even when the scores are reusable")
     args = parser.parse_args(argv)
     settings = load_settings(args.pipeline)
     version = args.model_version
     if version is None:
         registry = ModelRegistry(Lake(settings.platform.lake_url), settings.pipeline.model.name)
         version = registry.resolve(settings.pipeline.model.alias).version
-    print_result(run(settings, args.date, version, challenger_version=args.challenger_version))
+    print_result(
+        run(settings, args.date, version, challenger_version=args.challenger_version, force=args.force)
+    )
 
 
 if __name__ == "__main__":
