@@ -1,6 +1,7 @@
 """End to end: seed a lake, train, run the real nightly DAG through Airflow (dag.test) for two
 days (the second fails in publish once, and its rerun resumes from the scores), rerun the first
-(a no-op), then feed it a bad partition; assert on the warehouse and the lake."""
+(a no-op), feed it a bad partition, pin versions, and kill a run after scoring (its rerun
+resumes); assert on the warehouse and the lake."""
 
 from __future__ import annotations
 
@@ -168,3 +169,38 @@ def test_a_new_champion_and_a_pinned_backfill_keep_one_set_per_version(home):
             [DAY2],
         ).fetchall()
     assert latest_versions == [(1, 2), (2, 1)]
+
+
+def test_a_run_killed_after_scoring_resumes_from_its_scores(home):
+    """SIGKILL the whole `batchscore run` (Airflow, Spark JVM, workers) once the scores are
+    committed; the rerun reuses the features and the scores, untouched, and publishes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import settings_env
+
+    day = date(2026, 11, 19)
+    marker = home / "lake" / "scores" / "churn" / "model_version=1" / f"dt={day.isoformat()}" / "_SUCCESS"
+    env = {**os.environ, **settings_env(home), "AIRFLOW_HOME": str(home / "airflow")}
+    command = [str(Path(sys.executable).with_name("batchscore")), "run", "--pipeline", "churn"]
+    command += ["--date", day.isoformat(), "--model-version", "1"]
+    run = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not marker.exists() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marker.exists() and run.poll() is None, "the run should be past scoring, not finished"
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait(timeout=60)
+    assert all(r[1] != day for r in scores(home)), "killed before publishing"
+    scored = {stage: file_ids(home, stage, day) for stage in ("features", "scores")}
+
+    resumed = ok(cli(home, "run", "--pipeline", "churn", "--date", day.isoformat(), "--model-version", "1"))
+    assert "SUCCESS" in resumed and f"published {ROWS:,}" in resumed
+    assert "reused:     build_features, score" in resumed
+    assert {stage: file_ids(home, stage, day) for stage in scored} == scored
+    assert len([r for r in scores(home) if r[1] == day]) == ROWS
