@@ -17,11 +17,10 @@ import pyarrow.parquet as pq
 from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import Lake, data_files, partition_checksum
 from features import FeatureSet, compute_features, load_feature_set
+from jobs.reuse import MANIFEST, features_fingerprint, reusable, write_manifest
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-MANIFEST = "_batchscore.json"
 
 
 def transform(raw: DataFrame, feature_set: FeatureSet) -> DataFrame:
@@ -41,7 +40,11 @@ def read_manifest(partition: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text()))
 
 
-def run(settings: Settings, run_date: date, spark: SparkSession | None = None) -> dict[str, Any]:
+def run(
+    settings: Settings, run_date: date, spark: SparkSession | None = None, force: bool = False
+) -> dict[str, Any]:
+    """Build the day's features partition; a complete one with this run's fingerprint (same raw
+    partition, feature set and feature code) is reused as it is, unless `force`."""
     from batchscore.compute.spark import get_spark
 
     started = time.perf_counter()
@@ -51,42 +54,52 @@ def run(settings: Settings, run_date: date, spark: SparkSession | None = None) -
     raw_path = lake.raw_partition(pipeline.dataset.name, run_date)
     files = lake.require_complete(raw_path)
     input_checksum = partition_checksum(raw_path)
+    fingerprint = features_fingerprint(settings, feature_set, input_checksum)
+    final = lake.features_partition(pipeline.name, run_date)
+    reused = None if force else reusable(lake, [final], fingerprint, started)
+    if reused is not None:
+        return reused
     spark = spark or get_spark(settings.platform)
 
     features = transform(spark.read.parquet(*[str(f) for f in files]), feature_set)
-    final = lake.features_partition(pipeline.name, run_date)
     with lake.staged_partition(final) as staging:
         features.write.parquet(str(staging))
         rows = partition_rows(staging)
-        manifest = {
-            "pipeline": pipeline.name,
-            "run_date": run_date.isoformat(),
-            "feature_set": {
+        result = {
+            "stage": "build_features",
+            "rows": rows,
+            "path": str(final),
+            "feature_set_hash": feature_set.content_hash,
+            "input_checksum": input_checksum,
+            "fingerprint": fingerprint,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        write_manifest(
+            staging,
+            fingerprint,
+            result,
+            pipeline=pipeline.name,
+            run_date=run_date.isoformat(),
+            feature_set={
                 "name": feature_set.name,
                 "version": feature_set.version,
                 "hash": feature_set.content_hash,
             },
-            "columns": [feature_set.entity_key, *feature_set.names],
-            "rows": rows,
-            "input_partition": str(raw_path),
-            "input_checksum": input_checksum,
-        }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    return {
-        "stage": "build_features",
-        "rows": rows,
-        "path": str(final),
-        "feature_set_hash": feature_set.content_hash,
-        "input_checksum": input_checksum,
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+            columns=[feature_set.entity_key, *feature_set.names],
+            rows=rows,
+            input_partition=str(raw_path),
+            input_checksum=input_checksum,
+        )
+    return {**result, "reused": False, "seconds": round(time.perf_counter() - started, 3)}
 
 
 def main(argv: list[str] | None = None) -> None:
     from jobs import print_result, stage_arguments
 
-    args = stage_arguments(__doc__.splitlines()[0]).parse_args(argv)
-    print_result(run(load_settings(args.pipeline), args.date))
+    parser = stage_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="rebuild even when the partition is reusable")
+    args = parser.parse_args(argv)
+    print_result(run(load_settings(args.pipeline), args.date, force=args.force))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ python -m jobs.publish --pipeline churn --date 2026-11-21 --model-version 1 --ru
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from datetime import date
@@ -13,10 +14,17 @@ from typing import TYPE_CHECKING, Any
 from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import Lake
 from batchscore.storage.warehouse import RunRecord, ScoresSlice, open_warehouse
+from batchscore.storage.warehouse.lineage import PUBLISHED_LINEAGE_SQL
 from jobs.build_features import read_manifest
+from jobs.reuse import MANIFEST
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from batchscore.storage.warehouse import Warehouse
+
+UNCHANGED = "already published with the same inputs and model version"
+"""Why a publish was skipped: the slice holds exactly what this run would write."""
 
 
 def run(
@@ -28,17 +36,20 @@ def run(
     stage_seconds: dict[str, float] | None = None,
     stage_cpu_seconds: dict[str, float] | None = None,
     model_source: str | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Publish the scores partition write-audit-publish and record the attempt with its cost.
 
     `stage_seconds` and `stage_cpu_seconds` are what the upstream stages of the run took;
-    the run's CPU seconds per million rows counts theirs plus this process's publish.
+    the run's CPU seconds per million rows counts theirs plus this process's publish. When the
+    slice already holds these scores (same fingerprint, input checksum and rows) nothing is
+    written but the attempt, as `unchanged`, unless `force`.
     """
     cpu_started = time.process_time()
     pipeline = settings.pipeline
     warehouse = open_warehouse(settings.platform.warehouse_url)
     published, manifest = publish_slice(
-        settings, warehouse, run_date, model_version, run_id, pipeline.scores_table
+        settings, warehouse, run_date, model_version, run_id, pipeline.scores_table, force
     )
     timings = {**(stage_seconds or {}), "publish": published["seconds"]}
     publish_cpu = time.process_time() - cpu_started
@@ -51,7 +62,7 @@ def run(
             run_date=run_date,
             model_name=pipeline.model.name,
             model_version=model_version,
-            status="published",
+            status="unchanged" if "skipped" in published else "published",
             rows_in=int(manifest["rows"]),
             rows_out=published["rows"],
             input_checksum=manifest["input_checksum"],
@@ -81,9 +92,16 @@ def redacted(url: str) -> str:
 
 
 def publish_slice(
-    settings: Settings, warehouse: Warehouse, run_date: date, model_version: int, run_id: str, table: str
+    settings: Settings,
+    warehouse: Warehouse,
+    run_date: date,
+    model_version: int,
+    run_id: str,
+    table: str,
+    force: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Write-audit-publish one model version's scores partition of `run_date` into `table`.
+    """Write-audit-publish one model version's scores partition of `run_date` into `table`, with
+    its lineage; a slice that already holds these scores is left alone (`skipped`) unless `force`.
 
     Returns the publish result and the features partition's manifest (rows, input checksum).
     """
@@ -104,11 +122,55 @@ def publish_slice(
         run_id=run_id,
         task=pipeline.model.task,
         classes=tuple(pipeline.model.classes) if pipeline.model.task == "multiclass" else (),
+        input_checksum=manifest["input_checksum"],
+        scores_fingerprint=scores_fingerprint_of(scores_path),
     )
-    return warehouse.publish_scores(target, scores_path, expected_rows=int(manifest["rows"])), manifest
+    rows = int(manifest["rows"])
+    unchanged = None if force else unchanged_slice(warehouse, target, rows)
+    if unchanged is not None:
+        return unchanged, manifest
+    return warehouse.publish_scores(target, scores_path, expected_rows=rows), manifest
 
 
-def run_shadow(settings: Settings, run_date: date, challenger_version: int, run_id: str) -> dict[str, Any]:
+def scores_fingerprint_of(scores_path: Path) -> str | None:
+    """The fingerprint the score stage wrote into the partition's manifest (None: none written)."""
+    try:
+        fingerprint = json.loads((scores_path / MANIFEST).read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(fingerprint) if fingerprint else None
+
+
+def unchanged_slice(warehouse: Warehouse, target: ScoresSlice, rows: int) -> dict[str, Any] | None:
+    """The skip result when the published slice has this fingerprint, input checksum and row
+    count; None when it must be (re)published. Slices without lineage are always republished."""
+    if target.scores_fingerprint is None:
+        return None
+    key = [target.table, target.pipeline, target.run_date, target.model_version]
+    warehouse.migrate()  # a warehouse from before migration 7 gets its lineage columns first
+    found = warehouse.query(PUBLISHED_LINEAGE_SQL, key)
+    if not found:
+        return None
+    row_count, input_checksum, fingerprint, published_by, published_at = found[0]
+    if (int(row_count), input_checksum, fingerprint) != (
+        rows,
+        target.input_checksum,
+        target.scores_fingerprint,
+    ):
+        return None
+    return {
+        "skipped": UNCHANGED,
+        "rows": int(row_count),
+        "table": target.table,
+        "published_by": published_by,
+        "published_at": str(published_at),
+        "seconds": 0.0,
+    }
+
+
+def run_shadow(
+    settings: Settings, run_date: date, challenger_version: int, run_id: str, force: bool = False
+) -> dict[str, Any]:
     """Publish the challenger's shadow scores to `shadow_<scores table>` (write-audit-publish).
 
     Same columns and audit as the champion's slice, in its own table: shadow scores never
@@ -116,7 +178,7 @@ def run_shadow(settings: Settings, run_date: date, challenger_version: int, run_
     """
     table = settings.pipeline.shadow_scores_table
     warehouse = open_warehouse(settings.platform.warehouse_url)
-    published, _ = publish_slice(settings, warehouse, run_date, challenger_version, run_id, table)
+    published, _ = publish_slice(settings, warehouse, run_date, challenger_version, run_id, table, force)
     return {"stage": "publish_shadow", **published, "model_version": challenger_version}
 
 
@@ -126,8 +188,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = stage_arguments(__doc__.splitlines()[0])
     parser.add_argument("--model-version", type=int, required=True)
     parser.add_argument("--run-id", required=True)
+    parser.add_argument("--force", action="store_true", help="republish even when the slice is unchanged")
     args = parser.parse_args(argv)
-    print_result(run(load_settings(args.pipeline), args.date, args.model_version, args.run_id))
+    settings = load_settings(args.pipeline)
+    print_result(run(settings, args.date, args.model_version, args.run_id, force=args.force))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from datetime import date
 from functools import partial
@@ -40,9 +40,10 @@ from batchscore.models.scoring import (
     threads_per_task,
 )
 from batchscore.settings import Settings, load_settings
-from batchscore.storage.lake import Lake
+from batchscore.storage.lake import Lake, partition_checksum
 from features import load_feature_set
 from jobs.build_features import partition_rows, read_manifest
+from jobs.reuse import reusable, scores_fingerprint, write_manifest
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -186,12 +187,14 @@ def run(
     spark: SparkSession | None = None,
     challenger_version: int | None = None,
     challenger_pinned: bool = False,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Score the features partition of `run_date` with `model_version` (+ challenger in shadow).
 
     The challenger is `challenger_version` when given or pinned (the DAG pins it in
     resolve_model), else the pipeline's `model.challenger_alias` as it stood on `run_date`;
-    its scores go to their own lake partition.
+    its scores go to their own lake partition. Complete score partitions with this pass's
+    fingerprint (same features, models and inference settings) are reused, unless `force`.
     """
     from batchscore.compute.spark import get_spark
 
@@ -208,10 +211,22 @@ def run(
     if challenger_version is None and not challenger_pinned:
         challenger_version = challenger_of_day(settings, registry, run_date)
     challenger = resolve_challenger(registry, challenger_version, model_version, manifest, code_hash)
+    versions = [v for v in (version, challenger) if v is not None]
+    finals = {v.version: lake.scores_partition(pipeline.name, v.version, run_date) for v in versions}
+    fingerprint = pass_fingerprint(settings, features_path, manifest, versions)
+    reused = None if force else reusable(lake, list(finals.values()), fingerprint, started)
+    if reused is not None:
+        return reused
     spark = spark or get_spark(settings.platform)
-    refs = prepared_refs(settings, spark, [v for v in (version, challenger) if v is not None])
+    refs = prepared_refs(settings, spark, versions)
 
-    finals = {ref.version: lake.scores_partition(pipeline.name, ref.version, run_date) for ref in refs}
+    def result_of(scored: dict[str, Any]) -> dict[str, Any]:
+        seconds = time.perf_counter() - started
+        return {
+            **stage_result(scored, manifest, finals, refs, challenger, seconds),
+            "fingerprint": fingerprint,
+        }
+
     scored = score_partition(
         spark,
         lake,
@@ -222,8 +237,31 @@ def run(
         pipeline.dataset.entity_key,
         run_date,
         pipeline.inference.batch_rows,
+        on_staged=manifest_writer(fingerprint, result_of),
     )
-    return stage_result(scored, manifest, finals, refs, challenger, time.perf_counter() - started)
+    return {**result_of(scored), "reused": False}
+
+
+def pass_fingerprint(
+    settings: Settings, features_path: Path, manifest: dict[str, Any], versions: Sequence[ModelVersion]
+) -> str:
+    """The scoring pass's fingerprint: the features partition's bytes and manifest, every model's
+    artifact and the settings that change scores (`jobs.reuse.scores_fingerprint`)."""
+    refs = [model_ref(settings, v) for v in versions]
+    return scores_fingerprint(settings, manifest, partition_checksum(features_path), refs)
+
+
+def manifest_writer(
+    fingerprint: str, result_of: Callable[[dict[str, Any]], dict[str, Any]]
+) -> Callable[[dict[int, Path], dict[str, Any]], None]:
+    """Writes the pass's fingerprint and result into every staged scores partition before the commit."""
+
+    def write(stagings: dict[int, Path], scored: dict[str, Any]) -> None:
+        result = result_of(scored)
+        for staging in stagings.values():
+            write_manifest(staging, fingerprint, result)
+
+    return write
 
 
 def stage_result(
@@ -272,11 +310,13 @@ def score_partition(
     entity_key: str,
     run_date: date,
     batch_rows: int,
+    on_staged: Callable[[dict[int, Path], dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Score the partition's files with every model in one pass; commit one partition per model.
 
     Each final partition is replaced atomically (staged, reported files only, `_SUCCESS`,
-    rename); on any error none of them changes.
+    rename); on any error none of them changes. `on_staged` sees the staged partitions and the
+    pass's outcome just before the commit (the score stage writes its manifests there).
     """
     total_cores, task_cpus, executor_cores = cluster_shape(spark)
     planned = plan_work(files, task_count(rows_in, total_cores // task_cpus, MAX_TASK_ROWS))
@@ -300,7 +340,10 @@ def score_partition(
         if not planned:
             write_empty(stagings, entity_key, key_type, refs[0].classes)
         rows = {v: partition_rows(staging) for v, staging in stagings.items()}
-    return {"rows": rows, "reports": reports, "tasks": len(planned), "threads_per_task": threads}
+        scored = {"rows": rows, "reports": reports, "tasks": len(planned), "threads_per_task": threads}
+        if on_staged is not None:
+            on_staged(stagings, scored)
+    return scored
 
 
 def collect_reports(tasks: DataFrame) -> list[dict[str, Any]]:
@@ -354,13 +397,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--challenger-version", type=int, help="default: the model.challenger_alias version, if any"
     )
+    parser.add_argument("--force", action="store_true", help="rescore even when the scores are reusable")
     args = parser.parse_args(argv)
     settings = load_settings(args.pipeline)
     version = args.model_version
     if version is None:
         registry = ModelRegistry(Lake(settings.platform.lake_url), settings.pipeline.model.name)
         version = registry.resolve(settings.pipeline.model.alias).version
-    print_result(run(settings, args.date, version, challenger_version=args.challenger_version))
+    print_result(
+        run(settings, args.date, version, challenger_version=args.challenger_version, force=args.force)
+    )
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ for dag_id, dag in bag.dags.items():
         "max_active_runs": dag.max_active_runs,
         "doc": bool(dag.doc_md),
         "params": sorted(dag.params.keys()),
+        "param_defaults": dag.params.dump(),
+        "param_types": {k: dag.params.get_param(k).schema.get("type") for k in dag.params},
     }
 print(json.dumps({"errors": {str(k): str(v) for k, v in bag.import_errors.items()}, "dags": dags, "heavy": heavy}))
 """
@@ -67,7 +69,11 @@ def test_dag_files_import_cleanly_and_follow_conventions(tmp_path):
         assert all(r >= 1 for r in dag["retries"].values()), f"{dag_id}: every task retries"
         assert all(dag["timeouts"].values()), f"{dag_id}: every task has an execution timeout"
         assert dag["doc"] and dag["max_active_runs"] == 1 and dag["catchup"] is False
-        assert dag["params"] == (["drift_from"] if dag_id.endswith("_retrain") else ["model_version"])
+        assert dag["params"] == (
+            ["drift_from"] if dag_id.endswith("_retrain") else ["force", "model_version"]
+        )
+        if not dag_id.endswith("_retrain"):  # the UI's "Trigger with config" offers a force checkbox
+            assert dag["param_defaults"]["force"] is False and dag["param_types"]["force"] == "boolean"
 
 
 def test_nightly_stages_run_in_contract_order(tmp_path):

@@ -14,6 +14,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--pipeline", required=True)
     run.add_argument("--date", type=date.fromisoformat, required=True)
     run.add_argument("--model-version", type=int)
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="recompute every stage and republish, even when inputs and model version are unchanged",
+    )
     run.set_defaults(func=cmd_run)
 
 
@@ -22,7 +27,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.pipeline)
     print(f"Running DAG {settings.pipeline.dag_id} for {args.date} through Airflow (dag.test)...")
-    outcome = run_pipeline(settings, args.date, model_version=args.model_version, on_task=_print_task)
+    outcome = run_pipeline(
+        settings,
+        args.date,
+        model_version=args.model_version,
+        on_task=_print_task,
+        conf={"force": True} if args.force else None,
+    )
     _print_summary(settings, args.date, outcome)
     return 0 if outcome["state"] == "success" else 1
 
@@ -34,13 +45,20 @@ def _print_task(task_id: str, state: str, result: Any) -> None:
             f"{result['rows']:,} rows" if "rows" in result else "",
             f"v{result['model_version']}" if "model_version" in result and task_id == "resolve_model" else "",
             f"decision={result['decision']}" if "decision" in result else "",
-            f"{result['seconds']:.1f}s" if "seconds" in result else "",
+            f"{result['seconds']:.1f}s" if "seconds" in result and not _unchanged(result) else "",
+            f"reused (computed {result.get('computed_at')})" if result.get("reused") else "",
+            f"skipped: {result['skipped']}" if result.get("skipped") else "",
         ]
         detail = "  " + ", ".join(p for p in parts if p)
     mark = {"success": "ok ", "failed": "FAIL", "upstream_failed": "skip", "skipped": "skip"}.get(
         state, state
     )
     print(f"  [{mark:>4}] {task_id:<20}{detail}", flush=True)
+
+
+def _unchanged(result: dict[str, Any]) -> bool:
+    """A stage that reused an earlier output or found nothing to do: its own seconds say nothing."""
+    return bool(result.get("reused") or result.get("skipped"))
 
 
 def _print_summary(settings: Any, run_date: date, outcome: dict[str, Any]) -> None:
@@ -59,10 +77,13 @@ def _print_summary(settings: Any, run_date: date, outcome: dict[str, Any]) -> No
         return
     model = results["resolve_model"]
     rows = {k: results[k].get("rows") for k in ("validate_raw", "build_features", "score", "publish")}
+    unchanged = bool(results["publish"].get("skipped"))
     print(
         f"  rows: raw {rows['validate_raw']:,} -> features {rows['build_features']:,} -> scored "
-        f"{rows['score']:,} -> published {rows['publish']:,}  (model {model['model_name']} v{model['model_version']})"
+        f"{rows['score']:,} -> {'unchanged' if unchanged else 'published'} {rows['publish']:,}  "
+        f"(model {model['model_name']} v{model['model_version']})"
     )
+    _print_reuse(results, run_date)
     gate = results["drift_gate"]
     print(
         f"  drift gate: {gate['decision']} (drifted share {gate['drifted_share']:.2f}, "
@@ -81,6 +102,22 @@ def _print_summary(settings: Any, run_date: date, outcome: dict[str, Any]) -> No
         f'    .venv/bin/batchscore sql "SELECT * FROM latest_{pipeline.scores_table} ORDER BY score DESC LIMIT 10"'
     )
     print('    .venv/bin/batchscore sql "SELECT * FROM run_history LIMIT 5"')
+
+
+def _print_reuse(results: dict[str, Any], run_date: date) -> None:
+    """Which stages reused an earlier attempt's output, and whether the run was a no-op."""
+    reused = [t for t, r in results.items() if isinstance(r, dict) and r.get("reused")]
+    if reused:
+        print(
+            f"  reused:     {', '.join(reused)} (inputs, feature set, model and settings unchanged; "
+            "--force recomputes)"
+        )
+    publish = results["publish"]
+    if publish.get("skipped"):
+        print(
+            f"  no-op:      {run_date} was {publish['skipped']} (run {publish['published_by']}, "
+            f"{publish['published_at']}); nothing was republished (--force republishes)"
+        )
 
 
 def _recorded_errors(settings: Any, run_id: str) -> dict[str, str]:

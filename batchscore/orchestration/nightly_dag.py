@@ -38,6 +38,11 @@ day), so a backfill scores with the model of the day.
 
 **Backfill** any past day from the UI or `airflow backfill create`: every task is keyed by
 the run's logical date. Set the `model_version` param to score with a specific version.
+
+**Reruns and retries** reuse the features and scores already in the lake when their inputs,
+feature set, model version and settings are unchanged; a day already published with the same
+inputs and model version is a no-op (`publish` says so). Set the `force` param (Trigger with
+config) to recompute every stage and republish.
 """
 
 
@@ -80,7 +85,12 @@ def dag_arguments(pipeline: PipelineSettings) -> dict[str, Any]:
                 type=["null", "integer"],
                 minimum=1,
                 description="Score with this model version instead of the alias's current one.",
-            )
+            ),
+            "force": Param(
+                False,
+                type="boolean",
+                description="Recompute every stage and republish, even when the outputs are unchanged.",
+            ),
         },
         "render_template_as_native_obj": True,
         **({"deadline": deadline} if deadline else {}),

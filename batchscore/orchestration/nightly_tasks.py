@@ -12,9 +12,11 @@ from typing import Any
 from batchscore.orchestration.task_support import (
     costed,
     current,
+    forced,
     no_retry_for_permanent_failures,
     push_metrics,
     settings_of,
+    stage_seconds,
 )
 
 
@@ -52,11 +54,13 @@ def validate_raw(pipeline: str) -> dict[str, Any]:
 
 
 def build_features(pipeline: str) -> dict[str, Any]:
-    """Compute the day's features partition with the feature set training shares."""
+    """Compute the day's features partition with the feature set training shares (or reuse it:
+    same raw partition, feature set and code, and no `force`)."""
     from jobs import build_features as job
 
+    context, run_date = current()
     with no_retry_for_permanent_failures():
-        return costed(job.run, settings_of(pipeline), current()[1])
+        return costed(job.run, settings_of(pipeline), run_date, force=forced(context))
 
 
 def validate_features(pipeline: str) -> dict[str, Any]:
@@ -68,17 +72,20 @@ def validate_features(pipeline: str) -> dict[str, Any]:
 
 
 def score(pipeline: str, model: dict[str, Any]) -> dict[str, Any]:
-    """Score the features with the pinned version (and the pinned challenger, in shadow)."""
+    """Score the features with the pinned version (and the pinned challenger, in shadow), or
+    reuse the scores of an earlier attempt made from the same features and models."""
     from jobs import score as job
 
+    context, run_date = current()
     with no_retry_for_permanent_failures():
         return costed(
             job.run,
             settings_of(pipeline),
-            current()[1],
+            run_date,
             model["model_version"],
             challenger_version=model.get("challenger_version"),
             challenger_pinned=True,
+            force=forced(context),
         )
 
 
@@ -91,11 +98,12 @@ def validate_scores(pipeline: str, model: dict[str, Any]) -> dict[str, Any]:
 
 
 def publish(pipeline: str, model: dict[str, Any], *stages: dict[str, Any]) -> dict[str, Any]:
-    """Publish the scores in one transaction, with the stages' timings and CPU seconds."""
+    """Publish the scores in one transaction, with the stages' timings and CPU seconds; a day
+    already published with these scores is left as it is (a no-op) unless `force`."""
     from jobs import publish as job
 
     context, run_date = current()
-    timings = {s["stage"]: float(s["seconds"]) for s in stages if "seconds" in s}
+    timings = {s["stage"]: stage_seconds(s) for s in stages if "seconds" in s}
     cpu = {s["stage"]: float(s["cpu_seconds"]) for s in stages if s.get("cpu_seconds") is not None}
     with no_retry_for_permanent_failures():
         return job.run(
@@ -107,6 +115,7 @@ def publish(pipeline: str, model: dict[str, Any], *stages: dict[str, Any]) -> di
             stage_seconds=timings,
             stage_cpu_seconds=cpu,
             model_source=model.get("source"),
+            force=forced(context),
         )
 
 
@@ -123,7 +132,7 @@ def publish_shadow(pipeline: str, scored: dict[str, Any]) -> dict[str, Any]:
     settings = settings_of(pipeline)
     with no_retry_for_permanent_failures():
         validate.run(settings, run_date, "scores", version)
-        return job.run_shadow(settings, run_date, version, run_id=context["run_id"])
+        return job.run_shadow(settings, run_date, version, run_id=context["run_id"], force=forced(context))
 
 
 def drift_report(pipeline: str, model: dict[str, Any]) -> dict[str, Any]:

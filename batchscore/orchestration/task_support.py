@@ -43,6 +43,16 @@ def current() -> tuple[Any, date]:
     return context, run_date_of(context)
 
 
+def forced(context: Any) -> bool:
+    """Whether the run was triggered with `force` (recompute and republish, reuse nothing)."""
+    return bool((context.get("params") or {}).get("force"))
+
+
+def stage_seconds(stage: dict[str, Any]) -> float:
+    """What a stage took in this run: the reuse check for a reused output, else its compute time."""
+    return float(stage["reuse_seconds"] if stage.get("reused") else stage["seconds"])
+
+
 def settings_of(pipeline: str) -> Settings:
     from batchscore.settings import load_settings
 

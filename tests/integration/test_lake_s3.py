@@ -181,3 +181,25 @@ def _env(lake: Lake, cache: Path) -> dict[str, str]:
         "BATCHSCORE_S3_ENDPOINT_URL": str(lake.store.client.meta.endpoint_url),
         "BATCHSCORE_LAKE_CACHE_DIR": str(cache),
     }
+
+
+def test_a_stage_manifest_travels_with_its_partition_and_is_reused_from_the_bucket(lake, tmp_path):
+    """The fingerprinted manifest is committed with the data: another machine (an empty working
+    copy) finds the partition reusable; a changed fingerprint is not."""
+    import shutil
+    import time
+
+    from jobs.reuse import MANIFEST, reusable, write_manifest
+
+    final = lake.features_partition("churn", DAY)
+    with lake.staged_partition(final) as staging:
+        staging.mkdir(parents=True)
+        pq.write_table(pa.table({"x": [1, 2, 3]}), staging / "part-0.parquet")
+        write_manifest(staging, "fp-1", {"stage": "build_features", "rows": 3, "seconds": 4.2})
+    assert f"features/churn/dt={DAY}/{MANIFEST}" in keys(lake)
+
+    shutil.rmtree(lake.root)  # a fresh machine: nothing in the working copy
+    reused = reusable(lake, [final], "fp-1", time.perf_counter())
+    assert reused is not None and reused["reused"] is True and (reused["rows"], reused["seconds"]) == (3, 4.2)
+    assert reusable(lake, [final], "fp-2", time.perf_counter()) is None
+    assert reusable(lake, [lake.features_partition("churn", date(2026, 11, 22))], "fp-1", 0.0) is None

@@ -162,13 +162,14 @@ def test_drift_retrain_promote_backfill_rollback(spark, tmp_path, monkeypatch):
         (date(2026, 10, 24), 1, ROWS),
     ]
     sources = warehouse.query(
-        "SELECT run_date, model_version, model_source FROM scoring_runs WHERE status = 'published' "
-        "ORDER BY recorded_at"
+        "SELECT run_date, model_version, model_source, status FROM scoring_runs "
+        "WHERE status IN ('published', 'unchanged') ORDER BY recorded_at"
     )
+    # The backfill of 10-12 found it published with the same inputs and v1: a no-op.
     assert sources[-3:] == [
-        (date(2026, 10, 23), 2, "alias:champion@2026-10-23"),
-        (date(2026, 10, 12), 1, "alias:champion@2026-10-12"),
-        (date(2026, 10, 24), 1, "alias:champion@2026-10-24"),
+        (date(2026, 10, 23), 2, "alias:champion@2026-10-23", "published"),
+        (date(2026, 10, 12), 1, "alias:champion@2026-10-12", "unchanged"),
+        (date(2026, 10, 24), 1, "alias:champion@2026-10-24", "published"),
     ]
     gates = dict(
         warehouse.query(

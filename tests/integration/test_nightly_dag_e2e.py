@@ -1,5 +1,7 @@
 """End to end: seed a lake, train, run the real nightly DAG through Airflow (dag.test) for two
-days, rerun the first, then feed it a bad partition; assert on the warehouse and the lake."""
+days (the second fails in publish once, and its rerun resumes from the scores), rerun the first
+(a no-op), feed it a bad partition, pin versions, and kill a run after scoring (its rerun
+resumes); assert on the warehouse and the lake."""
 
 from __future__ import annotations
 
@@ -26,6 +28,13 @@ def scores(home: Path) -> list[tuple]:
         ).fetchall()
 
 
+def file_ids(home: Path, stage: str, day: date) -> dict[str, tuple[int, int]]:
+    """(inode, mtime) of each data file of a features or (v1) scores partition: rewritten or not."""
+    folder = {"features": "features/churn", "scores": "scores/churn/model_version=1"}[stage]
+    part = home / "lake" / folder / f"dt={day.isoformat()}"
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in part.glob("*.parquet")}
+
+
 def feature_rows(home: Path, day: date) -> int:
     part = home / "lake" / "features" / "churn" / f"dt={day.isoformat()}"
     return sum(pq.read_metadata(p).num_rows for p in part.glob("*.parquet"))
@@ -42,12 +51,35 @@ def home(tmp_path_factory) -> Path:
 
 def test_two_days_then_a_rerun_publish_exactly_once(home):
     first = ok(cli(home, "run", "--pipeline", "churn", "--date", DAY1.isoformat()))
-    assert "SUCCESS" in first and f"published {ROWS:,}" in first
+    assert "SUCCESS" in first and f"published {ROWS:,}" in first and "reused" not in first
     health = home / "lake" / "reports" / "health" / "churn" / f"dt={DAY1}" / "health.html"
     assert f"  health:     {health}" in first, "the summary links the day's health page"
-    ok(cli(home, "run", "--pipeline", "churn", "--date", DAY2.isoformat()))
+
+    # DAY2 fails in publish, after scoring: the scores table is claimed by another pipeline.
+    with duckdb.connect(str(home / "warehouse.duckdb")) as con:
+        con.execute(
+            "INSERT INTO published_slices (scores_table, pipeline, run_date, model_version, model_name, "
+            "run_id, row_count, published_at) VALUES "
+            "('scores_churn', 'intruder', DATE '2000-01-01', 1, 'x', 'x', 0, now())"
+        )
+    failed = cli(home, "run", "--pipeline", "churn", "--date", DAY2.isoformat())
+    assert failed.returncode == 1 and "publish failed: SharedScoresTable" in failed.stdout, failed.stdout
+    scored = {stage: file_ids(home, stage, DAY2) for stage in ("features", "scores")}
+    assert all(scored.values())
+    with duckdb.connect(str(home / "warehouse.duckdb")) as con:
+        con.execute("DELETE FROM published_slices WHERE pipeline = 'intruder'")
+    # Its rerun resumes: the features and the scores are reused, untouched; publish runs.
+    resumed = ok(cli(home, "run", "--pipeline", "churn", "--date", DAY2.isoformat()))
+    assert "reused:     build_features, score" in resumed and f"published {ROWS:,}" in resumed
+    assert {stage: file_ids(home, stage, DAY2) for stage in scored} == scored
+
     before = scores(home)
-    ok(cli(home, "run", "--pipeline", "churn", "--date", DAY1.isoformat()))
+    untouched = {stage: file_ids(home, stage, DAY1) for stage in ("features", "scores")}
+    # DAY1 again, same inputs and model version: a no-op that says so.
+    again = ok(cli(home, "run", "--pipeline", "churn", "--date", DAY1.isoformat()))
+    assert "already published with the same inputs and model version" in again
+    assert "no-op:" in again and f"unchanged {ROWS:,}" in again
+    assert {stage: file_ids(home, stage, DAY1) for stage in untouched} == untouched
     after = scores(home)
 
     assert after == before, "rerunning a day leaves the same rows"
@@ -69,8 +101,9 @@ def test_two_days_then_a_rerun_publish_exactly_once(home):
         events = con.execute("SELECT run_date, decision FROM model_events ORDER BY run_date").fetchall()
     assert runs == [
         (DAY1, "published", ROWS, ROWS, 1),
+        (DAY2, "failed", None, None, 1),
         (DAY2, "published", ROWS, ROWS, 1),
-        (DAY1, "published", ROWS, ROWS, 1),
+        (DAY1, "unchanged", ROWS, ROWS, 1),
     ]
     assert drift == (25, 2), "24 features plus the prediction, for each day"
     assert events == [(DAY1, "pass"), (DAY2, "pass")]
@@ -117,8 +150,17 @@ def test_a_new_champion_and_a_pinned_backfill_keep_one_set_per_version(home):
     # A run for DAY2 without an override scores with the model of that day, which depends on
     # when (wall clock) v2 was promoted relative to DAY2; rescoring DAY2 with v2 is explicit.
     ok(cli(home, "run", "--pipeline", "churn", "--date", DAY2.isoformat(), "--model-version", "2"))
-    pinned = ok(cli(home, "run", "--pipeline", "churn", "--date", DAY2.isoformat(), "--model-version", "1"))
-    assert "(model churn_xgb v1)" in pinned
+    # v1's DAY2 slice is published with these inputs already: --force rescores and republishes it.
+    v1_scores = file_ids(home, "scores", DAY2)
+    pinned = ok(
+        cli(home, "run", "--pipeline", "churn", "--date", DAY2.isoformat(), "--model-version", "1", "--force")
+    )
+    assert "(model churn_xgb v1)" in pinned and f"published {ROWS:,}" in pinned
+    assert "reused" not in pinned and "no-op" not in pinned
+    assert (
+        file_ids(home, "scores", DAY2).keys() == v1_scores.keys()
+        and file_ids(home, "scores", DAY2) != v1_scores
+    )
 
     day2 = [r for r in scores(home) if r[1] == DAY2]
     by_version = {v: [r for r in day2 if r[2] == v] for v in (1, 2)}
@@ -132,3 +174,38 @@ def test_a_new_champion_and_a_pinned_backfill_keep_one_set_per_version(home):
             [DAY2],
         ).fetchall()
     assert latest_versions == [(1, 2), (2, 1)]
+
+
+def test_a_run_killed_after_scoring_resumes_from_its_scores(home):
+    """SIGKILL the whole `batchscore run` (Airflow, Spark JVM, workers) once the scores are
+    committed; the rerun reuses the features and the scores, untouched, and publishes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import settings_env
+
+    day = date(2026, 11, 19)
+    marker = home / "lake" / "scores" / "churn" / "model_version=1" / f"dt={day.isoformat()}" / "_SUCCESS"
+    env = {**os.environ, **settings_env(home), "AIRFLOW_HOME": str(home / "airflow")}
+    command = [str(Path(sys.executable).with_name("batchscore")), "run", "--pipeline", "churn"]
+    command += ["--date", day.isoformat(), "--model-version", "1"]
+    run = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not marker.exists() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marker.exists() and run.poll() is None, "the run should be past scoring, not finished"
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait(timeout=60)
+    assert all(r[1] != day for r in scores(home)), "killed before publishing"
+    scored = {stage: file_ids(home, stage, day) for stage in ("features", "scores")}
+
+    resumed = ok(cli(home, "run", "--pipeline", "churn", "--date", day.isoformat(), "--model-version", "1"))
+    assert "SUCCESS" in resumed and f"published {ROWS:,}" in resumed
+    assert "reused:     build_features, score" in resumed
+    assert {stage: file_ids(home, stage, day) for stage in scored} == scored
+    assert len([r for r in scores(home) if r[1] == day]) == ROWS

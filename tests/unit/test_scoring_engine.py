@@ -166,13 +166,54 @@ def test_score_stage_writes_exactly_the_in_process_scores(spark, churn_settings,
     assert max(abs(got[k] - expected[k]) for k in got) < 1e-6
     assert staging_leftovers(lake) == []
 
-    # A rerun replaces the partition with identical files; the model is not loaded again.
+    # A forced rerun replaces the partition with identical files; the model is not loaded again.
     checksum = partition_checksum(final)
-    again = job.run(churn_settings, DAY, 1, spark)
+    again = job.run(churn_settings, DAY, 1, spark, force=True)
+    assert again["reused"] is False
     assert partition_checksum(final) == checksum
     common = result["worker_model_loads"].keys() & again["worker_model_loads"].keys()
     assert common, "the reused Python workers ran tasks in both runs"
     assert all(again["worker_model_loads"][pid] == result["worker_model_loads"][pid] for pid in common)
+
+
+def file_ids(partition: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in partition.glob("*.parquet")}
+
+
+def test_a_rerun_reuses_the_scores_until_the_features_or_a_model_change(spark, churn_settings, lake):
+    features = write_features_partition(lake, features_table(1_000, seed=7))
+    first = job.run(churn_settings, DAY, 1, spark)
+    final = lake.scores_partition("churn", 1, DAY)
+    manifest = json.loads((final / MANIFEST).read_text())
+    assert first["reused"] is False and manifest["fingerprint"] == first["fingerprint"]
+    files = file_ids(final)
+
+    again = job.run(churn_settings, DAY, 1, spark)
+    assert again["reused"] is True and file_ids(final) == files, "reused, not rewritten"
+    same = {k for k in first if k not in ("reused", "seconds", "rows_per_s")}
+    assert {k: again[k] for k in same} == {k: first[k] for k in same}, "the same result, as XCom"
+    assert job.run(with_inference(churn_settings, batch_rows=512), DAY, 1, spark)["reused"] is True
+
+    onnx = job.run(with_inference(churn_settings, backend="onnx"), DAY, 1, spark)
+    assert onnx["reused"] is False and onnx["fingerprint"] != first["fingerprint"]
+    assert file_ids(final) != files
+
+    # A challenger joins the pass: both partitions are scored, then both are reused.
+    ModelRegistry(lake, "churn_xgb").move_alias("challenger", 2, reason="test")
+    shadow = with_inference(churn_settings, challenger_alias="challenger")
+    assert job.run(shadow, DAY, 1, spark)["reused"] is False
+    both = {**file_ids(final), **file_ids(lake.scores_partition("churn", 2, DAY))}
+    reused = job.run(shadow, DAY, 1, spark)
+    assert reused["reused"] is True and reused["challenger"]["rows"] == 1_000
+    assert {**file_ids(final), **file_ids(lake.scores_partition("churn", 2, DAY))} == both
+    (lake.scores_partition("churn", 2, DAY) / "_SUCCESS").unlink()
+    assert job.run(shadow, DAY, 1, spark)["reused"] is False, "one incomplete partition rescoring all"
+
+    # New features for the day (same manifest, other bytes) are rescored.
+    files = file_ids(final)
+    write_features_partition(lake, features_table(1_000, seed=8))
+    assert (features / MANIFEST).is_file()
+    assert job.run(shadow, DAY, 1, spark)["reused"] is False and file_ids(final) != files
 
 
 def test_onnx_backend_in_spark_agrees_with_xgboost(spark, churn_settings, lake):

@@ -63,3 +63,58 @@ def test_publish_job_records_every_attempt_with_its_cost(warehouse_url, tmp_path
 def test_password_is_kept_out_of_the_result():
     assert publish.redacted("postgresql://writer:s3cret@db:5432/wh") == "postgresql://writer:***@db:5432/wh"
     assert publish.redacted("duckdb:///tmp/w.duckdb") == "duckdb:///tmp/w.duckdb"
+
+
+def test_a_rerun_with_unchanged_scores_is_a_no_op_unless_forced(warehouse_url, tmp_path):
+    """The slice records its input checksum and scores fingerprint; the same again publishes nothing."""
+    from batchscore.storage.warehouse import open_warehouse
+
+    settings = load_settings("churn", settings_env(tmp_path, BATCHSCORE_WAREHOUSE_URL=warehouse_url))
+    lake = Lake(settings.platform.lake_url)
+    features = lake.features_partition("churn", DAY)
+    features.mkdir(parents=True)
+    pq.write_table(pa.table({"customer_id": [1, 2, 3]}), features / "part-0.parquet")
+    (features / "_batchscore.json").write_text(json.dumps({"rows": 3, "input_checksum": "sha-of-raw"}))
+    (features / SUCCESS_MARKER).touch()
+    scores = scores_file(lake.scores_partition("churn", 1, DAY), [1, 2, 3], [0.2, 0.4, 0.6])
+    (scores / "_batchscore.json").write_text(json.dumps({"fingerprint": "fp-1"}))
+    (scores / SUCCESS_MARKER).touch()
+    warehouse = open_warehouse(warehouse_url)
+
+    def slice_record() -> list[tuple]:
+        return warehouse.query(
+            "SELECT run_id, row_count, input_checksum, scores_fingerprint, published_at FROM published_slices"
+        )
+
+    first = publish.run(settings, DAY, 1, run_id="run-a")
+    assert "skipped" not in first
+    recorded = slice_record()
+    assert [r[:4] for r in recorded] == [("run-a", 3, "sha-of-raw", "fp-1")]
+
+    again = publish.run(settings, DAY, 1, run_id="run-b")
+    assert again["skipped"] == publish.UNCHANGED == "already published with the same inputs and model version"
+    assert (again["rows"], again["published_by"]) == (3, "run-a")
+    assert slice_record() == recorded, "the slice was not rewritten"
+    assert {r[0] for r in warehouse.query("SELECT run_id FROM scores_churn")} == {"run-a"}
+
+    forced = publish.run(settings, DAY, 1, run_id="run-c", force=True)
+    assert "skipped" not in forced and forced["replaced_rows"] == 3
+    assert [r[:4] for r in slice_record()] == [("run-c", 3, "sha-of-raw", "fp-1")]
+
+    # Other scores (another fingerprint) or other inputs are published, never skipped.
+    (scores / "_batchscore.json").write_text(json.dumps({"fingerprint": "fp-2"}))
+    assert "skipped" not in publish.run(settings, DAY, 1, run_id="run-d")
+    (features / "_batchscore.json").write_text(json.dumps({"rows": 3, "input_checksum": "other-raw"}))
+    assert "skipped" not in publish.run(settings, DAY, 1, run_id="run-e")
+    # Scores without a fingerprint (written before stage fingerprints) are always republished.
+    (scores / "_batchscore.json").unlink()
+    assert "skipped" not in publish.run(settings, DAY, 1, run_id="run-f")
+    assert "skipped" not in publish.run(settings, DAY, 1, run_id="run-g")
+    assert slice_record()[0][:4] == ("run-g", 3, "other-raw", None)
+
+    statuses = warehouse.query("SELECT run_id, status FROM scoring_runs ORDER BY recorded_at")
+    assert statuses == [
+        ("run-a", "published"),
+        ("run-b", "unchanged"),
+        *[(f"run-{x}", "published") for x in "cdefg"],
+    ]

@@ -22,6 +22,7 @@ import numpy as np
 
 from batchscore.errors import PermanentFailure
 from batchscore.storage.warehouse.freshness import FRESHNESS_MIGRATION
+from batchscore.storage.warehouse.lineage import LINEAGE_MIGRATION
 from batchscore.storage.warehouse.multiclass import (
     audit_multiclass,
     check_class_names,
@@ -84,6 +85,10 @@ class ScoresSlice:
     """binary and multiclass scores are probabilities in [0, 1]; regression scores any finite value."""
     classes: tuple[str, ...] = ()
     """multiclass only: the class names, in the model's output order (one `p_<class>` column each)."""
+    input_checksum: str | None = None
+    """lineage, recorded with the slice: the raw partition's checksum the scores come from"""
+    scores_fingerprint: str | None = None
+    """lineage: the score stage's fingerprint (`jobs.reuse`), which tells a rerun is a no-op"""
 
     def __post_init__(self) -> None:
         validate_identifier(self.table, "table name")
@@ -101,6 +106,10 @@ class ScoresSlice:
 
     def describe(self) -> str:
         return f"{self.pipeline} {self.run_date} model v{self.model_version}"
+
+    def lineage(self) -> list[str | None]:
+        """The slice's `published_slices` lineage values, in column order (migration 7)."""
+        return [self.input_checksum, self.scores_fingerprint]
 
 
 @dataclass
@@ -225,6 +234,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     ),
     FRESHNESS_MIGRATION,
     OUTCOMES_MIGRATION,
+    LINEAGE_MIGRATION,
 ]
 
 

@@ -115,7 +115,7 @@ def convert_wide_table(con: Any, table: str, entity_key: str) -> None:
     con.execute(
         f"""INSERT INTO published_slices
             SELECT '{table}', pipeline, run_date, model_version, any_value(model_name), any_value(run_id),
-                   count(*), NULL, now()
+                   count(*), NULL, now(), NULL, NULL
             FROM {t} w
             WHERE NOT EXISTS (SELECT 1 FROM published_slices s WHERE s.scores_table = '{table}'
                 AND s.pipeline = w.pipeline AND s.run_date = w.run_date AND s.model_version = w.model_version)
@@ -316,8 +316,8 @@ class DuckDBWarehouse:
                     key,
                 )
                 con.execute(
-                    "INSERT INTO published_slices VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)",
-                    [*key, target.model_name, target.run_id, expected_rows, now()],
+                    "INSERT INTO published_slices VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+                    [*key, target.model_name, target.run_id, expected_rows, now(), *target.lineage()],
                 )
                 deleted = con.execute(
                     f"DELETE FROM {stored} WHERE run_date = ? AND model_version = ?",

@@ -309,8 +309,8 @@ class PostgresWarehouse:
             )
         )
         con.execute(
-            "INSERT INTO published_slices VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [*key, target.model_name, target.run_id, rows, partition_name, now()],
+            "INSERT INTO published_slices VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [*key, target.model_name, target.run_id, rows, partition_name, now(), *target.lineage()],
         )
         return replaced
 
