@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -175,25 +175,29 @@ def test_unsupported_context_types_are_refused(warehouse, tmp_path):
 
 
 @pytest.mark.integration
-def test_postgres_refuses_a_change_under_a_user_view_on_latest(pg_url, tmp_path):
+def test_postgres_user_views_on_latest_block_a_change_but_not_the_first_version(pg_url, tmp_path):
     warehouse = open_warehouse(pg_url)
-    day1 = scores_file(tmp_path / "d1", [1], [0.1])
-    warehouse.publish_scores(target(), day1, 1, context=raw_context([1], region=pa.array(["n"])))
-    with warehouse.connect() as con:
-        con.execute("CREATE VIEW my_report AS SELECT customer_id, region FROM latest_scores_churn")
+    day0 = scores_file(tmp_path / "d0", [1], [0.05], run_date=DAY - timedelta(days=1))
+    warehouse.publish_scores(target(day=DAY - timedelta(days=1)), day0, 1)
+    with warehouse.connect() as con:  # a table published before output contracts, with a user view
+        con.execute("DELETE FROM output_contracts")
+        con.execute("CREATE VIEW my_report AS SELECT customer_id, score FROM latest_scores_churn")
+    warehouse.publish_scores(target(), scores_file(tmp_path / "d1", [1], [0.1]), 1)
+    assert warehouse.query("SELECT version, columns FROM output_contracts") == [(1, "[]")]
+    assert warehouse.query("SELECT customer_id, score FROM my_report") == [(1, 0.1)]
+
     day2 = scores_file(tmp_path / "d2", [1], [0.2], run_date=DAY2)
+    region = raw_context([1], region=pa.array(["n"]))
     with pytest.raises(ContractChange, match="depend on a versioned view scores_churn_v<N> instead"):
-        warehouse.publish_scores(target(day=DAY2), day2, 1, context=raw_context([1], plan=pa.array(["p"])))
-    assert warehouse.query("SELECT run_date FROM published_slices") == [(DAY,)]
+        warehouse.publish_scores(target(day=DAY2), day2, 1, context=region)
+    assert warehouse.query("SELECT max(run_date) FROM published_slices") == [(DAY,)]
     assert warehouse.query("SELECT version FROM output_contracts") == [(1,)]
     with warehouse.connect() as con:
         con.execute("DROP VIEW my_report")
-        con.execute("CREATE VIEW my_report AS SELECT customer_id, region FROM scores_churn_v1")
-    warehouse.publish_scores(target(day=DAY2), day2, 1, context=raw_context([1], plan=pa.array(["p"])))
-    assert warehouse.query("SELECT customer_id, region FROM my_report ORDER BY region") == [
-        (1, "n"),
-        (1, None),
-    ]
+        con.execute("CREATE VIEW my_report AS SELECT customer_id, score FROM scores_churn_v1")
+    warehouse.publish_scores(target(day=DAY2), day2, 1, context=region)
+    assert warehouse.query("SELECT score FROM my_report ORDER BY score") == [(0.05,), (0.1,), (0.2,)]
+    assert warehouse.query("SELECT customer_id, region FROM latest_scores_churn") == [(1, "n")]
 
 
 def parse_nullable_copy(stream: bytes) -> list[tuple[bytes | None, ...]]:

@@ -94,13 +94,19 @@ def join_context(scores: pa.Table, context: pa.Table, target: ScoresSlice) -> pa
     Every scored key must find exactly one context row: a missing or repeated key fails the
     audit (nothing is published), so no score is published with another entity's context.
     """
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     key = target.entity_key
     if key not in context.column_names:
         raise AuditFailed(f"context rows lack the entity key {key}; nothing was published")
     keys = scores.column(key)
-    raw_keys = context.column(key).cast(keys.type)
+    try:
+        raw_keys = context.column(key).cast(keys.type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise AuditFailed(
+            f"raw {key} is {context.schema.field(key).type}, the scores' is {keys.type}: {exc}; nothing was published"
+        ) from exc
     failures = []
     repeated = duplicate_keys(raw_keys)
     if repeated:
@@ -210,12 +216,15 @@ def apply_contract(
     if replace_table_view is not None:
         replace_table_view(everything)
     select = version_view_sql(table, target.entity_key, target.classes, columns, quote)
-    run(f"CREATE VIEW {quote(version_view(table, version))} AS {select}", [])
-    latest, select = analyst_views(
-        table, target.entity_key, quote, target.probability, target.classes, tuple(n for n, _ in columns)
-    )[0]
-    run(f"DROP VIEW IF EXISTS {quote(latest)}", [])
-    run(f"CREATE VIEW {quote(latest)} AS {select}", [])
+    run(f"CREATE OR REPLACE VIEW {quote(version_view(table, version))} AS {select}", [])
+    if names_of(columns) != names_of(
+        state.latest
+    ):  # a table's first version, without context, keeps its view
+        latest, select = analyst_views(
+            table, target.entity_key, quote, target.probability, target.classes, names_of(columns)
+        )[0]
+        run(f"DROP VIEW IF EXISTS {quote(latest)}", [])
+        run(f"CREATE VIEW {quote(latest)} AS {select}", [])
     return version, everything
 
 
