@@ -14,6 +14,7 @@ from batchscore.storage.warehouse import AuditFailed, open_warehouse
 from batchscore.storage.warehouse.output_contract import ContractChange
 from batchscore.storage.warehouse.pg_binary import _scattered_stream, _utf8, context_field, record_stream
 from tests.warehouse.slices import DAY, scores_file, target
+from tests.warehouse.test_multiclass_publish import CLASSES, INT_KEYS, PROBS, STRING_KEYS, mc_file, mc_target
 
 DAY2, DAY3 = date(2026, 11, 22), date(2026, 11, 23)
 
@@ -198,6 +199,18 @@ def test_postgres_user_views_on_latest_block_a_change_but_not_the_first_version(
     warehouse.publish_scores(target(day=DAY2), day2, 1, context=region)
     assert warehouse.query("SELECT score FROM my_report ORDER BY score") == [(0.05,), (0.1,), (0.2,)]
     assert warehouse.query("SELECT customer_id, region FROM latest_scores_churn") == [(1, "n")]
+
+
+@pytest.mark.parametrize("keys", [STRING_KEYS, INT_KEYS], ids=["string_keys", "integer_keys"])
+def test_multiclass_scores_carry_context_after_their_class_columns(warehouse, tmp_path, keys):
+    context = pa.table({"member_id": pa.array(keys[::-1]), "tier_hint": pa.array([None, 2, 3])})
+    warehouse.publish_scores(mc_target(), mc_file(tmp_path / "a", keys, PROBS), 3, context=context)
+    hints = dict(zip(keys[::-1], [None, 2, 3], strict=True))
+    rows = warehouse.query("SELECT member_id, predicted_class, p_high, tier_hint FROM scores_tiers_v1")
+    assert sorted(rows, key=lambda row: row[0]) == sorted(
+        [(keys[i], CLASSES[int(np.argmax(PROBS[i]))], PROBS[i][2], hints[keys[i]]) for i in range(3)],
+        key=lambda row: row[0],
+    )
 
 
 def parse_nullable_copy(stream: bytes) -> list[tuple[bytes | None, ...]]:

@@ -6,7 +6,7 @@ The list, with each column's kind, is the table's output contract, recorded in
 version N+1 whenever the list changes. The stored table only grows: a new column is added
 (rows of earlier slices hold NULL), a dropped one stays (NULL from then on), a changed kind is
 refused (publish it under a new name). Each version gets its view `<table>_v<N>` (the score
-columns and that version's context columns, never replaced), so queries written against a
+columns and that version's context columns, never changed), so queries written against a
 version keep working after the next one appears; `latest_<table>` follows the latest version.
 `<table>` itself holds every context column any version published.
 
