@@ -11,8 +11,9 @@ import time
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from batchscore.errors import PermanentFailure
 from batchscore.settings import Settings, load_settings
-from batchscore.storage.lake import Lake
+from batchscore.storage.lake import Lake, partition_checksum
 from batchscore.storage.warehouse import RunRecord, ScoresSlice, open_warehouse
 from batchscore.storage.warehouse.lineage import PUBLISHED_LINEAGE_SQL
 from jobs.build_features import read_manifest
@@ -21,10 +22,16 @@ from jobs.reuse import MANIFEST
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import pyarrow as pa
+
     from batchscore.storage.warehouse import Warehouse
 
 UNCHANGED = "already published with the same inputs and model version"
 """Why a publish was skipped: the slice holds exactly what this run would write."""
+
+
+class ContextUnavailable(PermanentFailure, RuntimeError):
+    """The raw partition cannot give the scores their context columns; nothing was published."""
 
 
 def run(
@@ -129,7 +136,41 @@ def publish_slice(
     unchanged = None if force else unchanged_slice(warehouse, target, rows)
     if unchanged is not None:
         return unchanged, manifest
-    return warehouse.publish_scores(target, scores_path, expected_rows=rows), manifest
+    context = read_context(settings, lake, run_date, manifest)
+    return warehouse.publish_scores(target, scores_path, expected_rows=rows, context=context), manifest
+
+
+def read_context(settings: Settings, lake: Lake, run_date: date, manifest: dict[str, Any]) -> pa.Table | None:
+    """The entity key and `output.context_columns` of the day's raw partition (None without any).
+
+    The partition must be the one the features were built from (its checksum is the features
+    manifest's `input_checksum`): a partition relanded since would give the scores another
+    day's context. Only the key and the context columns are read.
+    """
+    import pyarrow.parquet as pq
+
+    pipeline = settings.pipeline
+    names = pipeline.output.context_columns
+    if not names:
+        return None
+    raw = lake.raw_partition(pipeline.dataset.name, run_date)
+    files = lake.require_complete(raw)
+    checksum = partition_checksum(raw)
+    if checksum != manifest.get("input_checksum"):
+        raise ContextUnavailable(
+            f"raw partition {raw} changed since the features were built (checksum {checksum[:12]}, features "
+            f"built from {str(manifest.get('input_checksum'))[:12]}); rebuild the features and scores of "
+            f"{run_date} before publishing its context columns; nothing was published"
+        )
+    dataset = pq.ParquetDataset([str(f) for f in files], partitioning=None)
+    wanted = [pipeline.dataset.entity_key, *names]
+    missing = [name for name in wanted if name not in dataset.schema.names]
+    if missing:
+        raise ContextUnavailable(
+            f"raw partition {raw} has no column {', '.join(missing)} (output.context_columns); "
+            "nothing was published"
+        )
+    return dataset.read(columns=wanted)
 
 
 def scores_fingerprint_of(scores_path: Path) -> str | None:

@@ -90,7 +90,7 @@ class DuckDBReader(ScoresReader):
 
     def rows_sql(self, table: str, shape: TableShape) -> str:
         k = f'"{validate_identifier(shape.entity_key)}"'
-        extra = "".join(f', "{name}"' for name in shape.extra)
+        extra = "".join(f', "{validate_identifier(name)}"' for name in (*shape.extra, *shape.context))
         key_type = "BIGINT" if shape.key_kind == "integer" else "VARCHAR"
         return (
             f'SELECT {k}, score{extra} FROM {ROWS_SCHEMA}."{validate_identifier(table)}" '
@@ -206,7 +206,7 @@ class PostgresReader(ScoresReader):
 
     def rows_sql(self, table: str, shape: TableShape) -> str:
         k = f'"{validate_identifier(shape.entity_key)}"'
-        extra = "".join(f', "{name}"' for name in shape.extra)
+        extra = "".join(f', "{validate_identifier(name)}"' for name in (*shape.extra, *shape.context))
         key_type = "BIGINT" if shape.key_kind == "integer" else "TEXT"
         return (
             f'SELECT {k}, score{extra} FROM "{validate_identifier(table)}" '

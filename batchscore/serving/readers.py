@@ -12,6 +12,7 @@ old partition either finished before the snapshot or waits for the read to end.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -90,19 +91,41 @@ class SliceInfo:
 
 @dataclass(frozen=True)
 class TableShape:
-    """A scores table's entity key (name, `integer` or `string`) and its multiclass columns."""
+    """A scores table's entity key (name, `integer` or `string`), its multiclass columns and the
+    context columns of its latest output contract version."""
 
     entity_key: str
     key_kind: str
     extra: tuple[str, ...]
+    context: tuple[str, ...] = ()
 
 
-def shape_of(columns: Sequence[tuple[str, str]]) -> TableShape:
+def shape_of(columns: Sequence[tuple[str, str]], context: Sequence[str] = ()) -> TableShape:
     """The shape from (column name, SQL type) in order; the entity key is the first column."""
     names = [name for name, _ in columns]
     key, key_type = columns[0]
     kind = "integer" if any(word in key_type.upper() for word in ("INT", "BIGINT")) else "string"
-    return TableShape(key, kind, tuple(class_columns(stored_classes(names))))
+    return TableShape(key, kind, tuple(class_columns(stored_classes(names))), tuple(context))
+
+
+def contract_columns(query: Query, table: str) -> list[str]:
+    """The context columns of the table's latest output contract version (none before migration 8)."""
+    exists = query(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() "
+        "AND table_name = 'output_contracts'",
+        [],
+    )
+    if not exists[0][0]:
+        return []
+    latest = query(
+        "SELECT columns FROM output_contracts WHERE scores_table = ? ORDER BY version DESC LIMIT 1", [table]
+    )
+    return [column["name"] for column in json.loads(latest[0][0])] if latest else []
+
+
+def json_ready(value: Any) -> Any:
+    """A context value as JSON has it (dates as ISO strings)."""
+    return value.isoformat() if isinstance(value, date) else value
 
 
 def latest_per_pipeline(rows: Sequence[Sequence[Any]]) -> dict[str, SliceInfo]:
@@ -160,10 +183,11 @@ class ScoresReader:
                 raise UnknownPipeline(f"no scores published for pipeline {pipeline!r}")
             with self._lock:
                 self._tables[pipeline] = cached = (time.monotonic(), latest.scores_table)
+                self._shapes.pop(latest.scores_table, None)  # a new contract version may add columns
         table = cached[1]
         if table not in self._shapes:
             with self.transaction() as query:
-                shape = shape_of(self.table_columns(query, table))
+                shape = shape_of(self.table_columns(query, table), contract_columns(query, table))
             with self._lock:
                 self._shapes[table] = shape
         return table, self._shapes[table]
@@ -179,5 +203,5 @@ class ScoresReader:
                 raise UnknownPipeline(f"no scores of pipeline {pipeline!r} published on or before {as_of}")
             info = SliceInfo.from_row(picked[0])
             rows = query(self.rows_sql(table, shape), [info.run_date, info.model_version, list(keys)])
-        names = ["key", "score", *shape.extra]
-        return info, shape, [dict(zip(names, row, strict=True)) for row in rows]
+        names = ["key", "score", *shape.extra, *shape.context]
+        return info, shape, [dict(zip(names, map(json_ready, row), strict=True)) for row in rows]

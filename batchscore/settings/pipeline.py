@@ -210,6 +210,30 @@ class WarehouseSettings(_Strict):
     scores_table: Identifier | None = None
 
 
+# What a published scores row already holds: a context column may not take one of these names.
+PUBLISHED_COLUMNS = frozenset(
+    {"score", "run_date", "pipeline", "model_name", "model_version", "run_id", "predicted_class"}
+)
+
+
+class OutputSettings(_Strict):
+    """What the warehouse publishes beside the scores: input columns analysts need with them."""
+
+    # Raw input columns (from the day's raw partition, joined by entity key) published beside
+    # each score, in this order; a change of the list is the next version of the output contract.
+    context_columns: list[Identifier] = []
+
+    @field_validator("context_columns")
+    @classmethod
+    def _plain_and_unique(cls, value: list[str]) -> list[str]:
+        taken = sorted(set(value) & PUBLISHED_COLUMNS) + [c for c in value if c.startswith("p_")]
+        if taken:
+            raise ValueError(f"{', '.join(taken)}: already a published column name")
+        if len(set(value)) != len(value):
+            raise ValueError(f"columns repeat: {value}")
+        return value
+
+
 class PipelineSettings(_Strict):
     """One model scoring one entity table, as declared in `pipelines/<name>.yaml`."""
 
@@ -228,8 +252,22 @@ class PipelineSettings(_Strict):
     promotion: PromotionSettings = PromotionSettings()
     schedule: ScheduleSettings
     warehouse: WarehouseSettings = WarehouseSettings()
+    output: OutputSettings = OutputSettings()
     health: HealthSettings = HealthSettings()
     tags: list[str] = []
+
+    def context_problem(self) -> str | None:
+        """Why `output.context_columns` cannot be published as configured, or None."""
+        context = self.output.context_columns
+        if self.dataset.entity_key in context:
+            return f"output.context_columns: {self.dataset.entity_key} is the entity key, published already"
+        personal = [c for c in context if c in self.dataset.pii_columns]
+        if personal:
+            return (
+                f"output.context_columns: {', '.join(personal)} listed in dataset.pii_columns; "
+                "personal data is never published as context"
+            )
+        return None
 
     @property
     def dag_id(self) -> str:
@@ -268,6 +306,9 @@ def load_pipeline(path: str | Path) -> PipelineSettings:
         pipeline = PipelineSettings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_describe(exc)}") from None
+    problem = pipeline.context_problem()
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
     if pipeline.name != path.stem:
         raise ConfigError(f"{path}: name: must match the file name ({path.stem!r}), got {pipeline.name!r}")
     return pipeline

@@ -106,6 +106,16 @@ def test_two_days_then_a_rerun_publish_exactly_once(home):
         (DAY1, "unchanged", ROWS, ROWS, 1),
     ]
     assert drift == (25, 2), "24 features plus the prediction, for each day"
+    raw = pq.read_table(
+        home / "lake" / "raw" / "customers" / f"dt={DAY1}",
+        columns=["customer_id", "region", "plan", "contract"],
+    )
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        context = con.execute(
+            "SELECT customer_id, region, plan, contract FROM scores_churn_v1 WHERE run_date = ? ORDER BY 1",
+            [DAY1],
+        ).fetchall()
+    assert context == sorted(zip(*(raw.column(n).to_pylist() for n in raw.column_names), strict=True))
     assert events == [(DAY1, "pass"), (DAY2, "pass")]
     reports = home / "lake" / "reports"
     for stage in ("raw", "features", "scores"):

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -395,3 +395,24 @@ def test_serves_as_the_read_only_analyst_role(url: str, tmp_path: Path) -> None:
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 con.execute(write)
+
+
+def test_responses_carry_the_latest_contracts_context_columns(url: str, tmp_path: Path) -> None:
+    warehouse = open_warehouse(url)
+    files = scores_file(tmp_path / "ctx", [1, 2], [0.4, 0.6])
+    context = pa.table(
+        {
+            "customer_id": pa.array([2, 1], pa.int64()),
+            "region": pa.array(["south", None]),
+            "signup": pa.array([date(2021, 3, 4), date(2020, 1, 2)], pa.date32()),
+        }
+    )
+    warehouse.publish_scores(target(), files, 2, context=context)
+    c = client(url)
+    got = c.get("/v1/pipelines/churn/scores/2").json()
+    assert (got["score"], got["region"], got["signup"]) == (0.6, "south", "2021-03-04")
+    batch = c.post("/v1/pipelines/churn/scores:batch", json={"keys": [1, 2]}).json()
+    assert sorted((row["key"], row["region"], row["signup"]) for row in batch["scores"]) == [
+        (1, None, "2020-01-02"),
+        (2, "south", "2021-03-04"),
+    ]

@@ -245,6 +245,11 @@ def test_shadow_scoring_writes_and_publishes_the_challenger_apart(spark, churn_s
         assert max(abs(got[k] - expected[k]) for k in expected) < 1e-6
     assert not np.allclose(champion.column("score").to_numpy(), challenger.column("score").to_numpy())
 
+    # these features come from no raw partition: publish without churn's context columns
+    output = settings.pipeline.output.model_copy(update={"context_columns": []})
+    settings = settings.model_copy(
+        update={"pipeline": settings.pipeline.model_copy(update={"output": output})}
+    )
     publish.run(settings, DAY, 1, run_id="r1")
     shadow = publish.run_shadow(settings, DAY, 2, run_id="r1")
     assert shadow["table"] == "shadow_scores_churn" and shadow["rows"] == 2_000

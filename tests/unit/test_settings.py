@@ -137,3 +137,20 @@ def test_lifecycle_settings_have_safe_defaults_and_reject_unknown_values(tmp_pat
         load_pipeline(write_variant(tmp_path, drift__method="chi2"))
     with pytest.raises(ConfigError, match=r"model\.fallback: Input should be 'fail' or 'previous_champion'"):
         load_pipeline(write_variant(tmp_path, model__fallback="latest"))
+
+
+def test_context_columns_are_listed_in_order_and_never_personal_data(tmp_path):
+    assert load_pipeline(CHURN).output.context_columns == ["region", "plan", "contract"]
+    for columns, expected in [
+        (["region", "email"], "output.context_columns: email listed in dataset.pii_columns"),
+        (["customer_id"], "output.context_columns: customer_id is the entity key, published already"),
+        (["score", "plan"], "output.context_columns: Value error, score: already a published column name"),
+        (["p_low"], "p_low: already a published column name"),
+        (["plan", "plan"], "columns repeat"),
+        (["Plan"], "output.context_columns.0: String should match pattern"),
+    ]:
+        path = write_variant(tmp_path, output__context_columns=columns)
+        with pytest.raises(ConfigError) as err:
+            load_pipeline(path)
+        assert str(path) in str(err.value) and expected in str(err.value), str(err.value)
+    assert load_pipeline(write_variant(tmp_path, output=None)).output.context_columns == []

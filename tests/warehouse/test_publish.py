@@ -125,6 +125,7 @@ def test_runs_drift_and_events_are_recorded(warehouse):
         (4, "each run's deadline rule; the pipeline_freshness view"),
         (5, "model performance (realized and estimated) and score stability"),
         (7, "what each published slice was computed from (no-op reruns)"),
+        (8, "versioned output contracts: the context columns each scores table publishes"),
     ]
     assert warehouse.migrate() == []
 
@@ -144,7 +145,7 @@ def test_migration_3_keeps_existing_drift_metrics_and_adds_segments(warehouse_ur
         )
     monkeypatch.undo()
     new = open_warehouse(warehouse_url)
-    assert new.migrate() == [3, 4, 5, 7]
+    assert new.migrate() == [3, 4, 5, 7, 8]
     assert new.query("SELECT segment, feature, statistic FROM drift_metrics") == [("all", "age", 0.3)]
     segment = {"segment": "contract=monthly", "feature": "age", "method": "ks"}
     new.replace_drift_metrics(
@@ -263,7 +264,7 @@ def test_cli_migrates_and_refuses_roles_on_duckdb(tmp_path, monkeypatch, capsys)
 
     monkeypatch.setenv("BATCHSCORE_WAREHOUSE_URL", f"duckdb://{tmp_path / 'cli.duckdb'}")
     assert main(["warehouse", "migrate"]) == 0
-    assert "applied migrations [1, 2, 3, 4, 5, 7]" in capsys.readouterr().out
+    assert "applied migrations [1, 2, 3, 4, 5, 7, 8]" in capsys.readouterr().out
     assert main(["warehouse", "migrate"]) == 0
     assert "schema is up to date" in capsys.readouterr().out
     assert main(["warehouse", "init-roles"]) == 2

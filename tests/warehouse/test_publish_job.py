@@ -9,22 +9,41 @@ import pyarrow.parquet as pq
 import pytest
 
 from batchscore.settings import load_settings
-from batchscore.storage.lake import SUCCESS_MARKER, Lake
+from batchscore.storage.lake import SUCCESS_MARKER, Lake, partition_checksum
 from jobs import publish
 from tests.conftest import settings_env
 from tests.warehouse.slices import DAY, scores_file
 
 
-def test_publish_job_records_every_attempt_with_its_cost(warehouse_url, tmp_path):
-    settings = load_settings("churn", settings_env(tmp_path, BATCHSCORE_WAREHOUSE_URL=warehouse_url))
-    lake = Lake(settings.platform.lake_url)
+def land_day(lake: Lake, raw_columns: dict[str, list[object]] | None = None) -> str:
+    """A raw partition, the features built from it (manifest with its checksum) and the scores
+    of three customers; returns the raw partition's checksum."""
+    raw = lake.raw_partition("customers", DAY)
+    raw.mkdir(parents=True)
+    columns = raw_columns or {
+        "customer_id": [3, 2, 1],
+        "region": ["east", None, "north"],
+        "plan": ["basic", "pro", "basic"],
+        "contract": ["one-year", "two-year", "month-to-month"],
+        "email": ["c@x.org", "b@x.org", "a@x.org"],
+    }
+    pq.write_table(pa.table(columns), raw / "part-0.parquet")
+    (raw / SUCCESS_MARKER).touch()
+    checksum = partition_checksum(raw)
     features = lake.features_partition("churn", DAY)
     features.mkdir(parents=True)
     pq.write_table(pa.table({"customer_id": [1, 2, 3]}), features / "part-0.parquet")
-    (features / "_batchscore.json").write_text(json.dumps({"rows": 3, "input_checksum": "sha-of-raw"}))
+    (features / "_batchscore.json").write_text(json.dumps({"rows": 3, "input_checksum": checksum}))
     (features / SUCCESS_MARKER).touch()
     scores = scores_file(lake.scores_partition("churn", 1, DAY), [1, 2, 3], [0.2, 0.4, 0.6])
     (scores / SUCCESS_MARKER).touch()
+    return checksum
+
+
+def test_publish_job_records_every_attempt_with_its_cost(warehouse_url, tmp_path):
+    settings = load_settings("churn", settings_env(tmp_path, BATCHSCORE_WAREHOUSE_URL=warehouse_url))
+    lake = Lake(settings.platform.lake_url)
+    checksum = land_day(lake)
 
     for try_number in (1, 2):
         result = publish.run(
@@ -42,18 +61,20 @@ def test_publish_job_records_every_attempt_with_its_cost(warehouse_url, tmp_path
     from batchscore.storage.warehouse import open_warehouse
 
     warehouse = open_warehouse(warehouse_url)
-    assert warehouse.query("SELECT customer_id, score, run_id FROM scores_churn ORDER BY 1") == [
-        (1, 0.2, "scheduled__2026-11-21"),
-        (2, 0.4, "scheduled__2026-11-21"),
-        (3, 0.6, "scheduled__2026-11-21"),
+    assert warehouse.query(
+        "SELECT customer_id, score, run_id, region, plan, contract FROM scores_churn ORDER BY 1"
+    ) == [
+        (1, 0.2, "scheduled__2026-11-21", "north", "basic", "month-to-month"),
+        (2, 0.4, "scheduled__2026-11-21", None, "pro", "two-year"),
+        (3, 0.6, "scheduled__2026-11-21", "east", "basic", "one-year"),
     ]
     runs = warehouse.query(
         "SELECT try_number, status, rows_in, rows_out, input_checksum, cpu_seconds, cpu_s_per_million_rows "
         "FROM scoring_runs ORDER BY try_number"
     )
     assert [run[:5] for run in runs] == [
-        (1, "published", 3, 3, "sha-of-raw"),
-        (2, "published", 3, 3, "sha-of-raw"),
+        (1, "published", 3, 3, checksum),
+        (2, "published", 3, 3, checksum),
     ]
     for *_, cpu_seconds, per_million in runs:
         assert cpu_seconds >= 3.0
@@ -70,6 +91,9 @@ def test_a_rerun_with_unchanged_scores_is_a_no_op_unless_forced(warehouse_url, t
     from batchscore.storage.warehouse import open_warehouse
 
     settings = load_settings("churn", settings_env(tmp_path, BATCHSCORE_WAREHOUSE_URL=warehouse_url))
+    # without context columns: this test fakes the features' input checksum, not a raw partition
+    no_context = settings.pipeline.model_copy(update={"output": type(settings.pipeline.output)()})
+    settings = settings.model_copy(update={"pipeline": no_context})
     lake = Lake(settings.platform.lake_url)
     features = lake.features_partition("churn", DAY)
     features.mkdir(parents=True)
@@ -117,4 +141,29 @@ def test_a_rerun_with_unchanged_scores_is_a_no_op_unless_forced(warehouse_url, t
         ("run-a", "published"),
         ("run-b", "unchanged"),
         *[(f"run-{x}", "published") for x in "cdefg"],
+    ]
+
+
+def test_context_comes_only_from_the_raw_partition_the_features_were_built_from(tmp_path):
+    settings = load_settings("churn", settings_env(tmp_path))
+    lake = Lake(settings.platform.lake_url)
+    land_day(lake)
+    raw = lake.raw_partition("customers", DAY)
+    (raw / "part-1.parquet").write_bytes((raw / "part-0.parquet").read_bytes())  # relanded since
+    with pytest.raises(publish.ContextUnavailable, match="changed since the features were built"):
+        publish.run(settings, DAY, 1, run_id="r")
+    (raw / "part-1.parquet").unlink()
+    assert publish.run(settings, DAY, 1, run_id="r")["rows"] == 3
+
+
+def test_a_context_column_missing_from_the_raw_partition_publishes_nothing(tmp_path):
+    settings = load_settings("churn", settings_env(tmp_path))
+    lake = Lake(settings.platform.lake_url)
+    land_day(lake, {"customer_id": [1, 2, 3], "region": ["a", "b", "c"], "plan": ["p", "p", "p"]})
+    with pytest.raises(publish.ContextUnavailable, match="has no column contract"):
+        publish.run(settings, DAY, 1, run_id="r")
+    from batchscore.storage.warehouse import open_warehouse
+
+    assert open_warehouse(settings.platform.warehouse_url).query("SELECT count(*) FROM published_slices") == [
+        (0,)
     ]

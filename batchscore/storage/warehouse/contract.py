@@ -33,6 +33,7 @@ from batchscore.storage.warehouse.multiclass import (
     stored_classes,
 )
 from batchscore.storage.warehouse.outcomes import OUTCOMES_MIGRATION
+from batchscore.storage.warehouse.output_versions import OUTPUT_CONTRACT_MIGRATION
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -235,6 +236,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     FRESHNESS_MIGRATION,
     OUTCOMES_MIGRATION,
     LINEAGE_MIGRATION,
+    OUTPUT_CONTRACT_MIGRATION,
 ]
 
 
@@ -275,18 +277,23 @@ def analyst_views(
     quote: Callable[[str], str] = quoted,
     probability: bool = True,
     classes: tuple[str, ...] = (),
+    context: tuple[str, ...] = (),
 ) -> list[tuple[str, str]]:
     """(view name, portable SELECT) for the analyst views over one scores table.
 
     `latest_<table>`: each entity's latest score (latest run date, then highest model version),
-    with the predicted class and class probabilities for multiclass scores; `as_of` is the
+    with the predicted class and class probabilities for multiclass scores and the output
+    contract's latest `context` columns; `as_of` is the
     table's newest published day and `is_stale` marks an entity that day's slice left out.
     `<table>_by_day`: rows, mean and quantiles of the score per run date and model version, and
     the share above one half for probabilities (the share of each predicted class for
     multiclass scores), the range for regression values.
     """
     t, k = quote(validate_identifier(table)), quote(validate_identifier(entity_key))
-    columns = f"{k}, run_date, pipeline, model_name, model_version, score{select_sql(classes)}, run_id"
+    context_sql = "".join(f", {quote(validate_identifier(name))}" for name in context)
+    columns = (
+        f"{k}, run_date, pipeline, model_name, model_version, score{select_sql(classes)}, run_id{context_sql}"
+    )
     latest = f"""SELECT {columns}, as_of, run_date < as_of AS is_stale FROM (
             SELECT {columns}, row_number() OVER (
                 PARTITION BY {k} ORDER BY run_date DESC, model_version DESC) AS recency,

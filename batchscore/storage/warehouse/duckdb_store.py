@@ -24,13 +24,11 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchscore.errors import PermanentFailure
 from batchscore.storage.warehouse.contract import (
     MIGRATIONS,
     PausePoint,
     RunRecord,
     ScoresSlice,
-    analyst_views,
     audit_scores,
     check_classes,
     key_kind,
@@ -42,7 +40,15 @@ from batchscore.storage.warehouse.contract import (
     read_scores,
     with_backoff,
 )
-from batchscore.storage.warehouse.multiclass import class_columns, columns_sql, select_sql
+from batchscore.storage.warehouse.duckdb_legacy import SharedScoresTable, convert_wide_table
+from batchscore.storage.warehouse.multiclass import class_columns, columns_sql
+from batchscore.storage.warehouse.output_contract import (
+    Columns,
+    apply_duckdb_contract,
+    duckdb_views,
+    names_of,
+    with_context,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -66,10 +72,6 @@ def is_write_conflict(exc: BaseException) -> bool:
     # Every write here deletes its keys before inserting them, so a duplicate key means a
     # concurrent writer inserted the same key first (a retry replaces it, a real bug re-raises).
     return isinstance(exc, duckdb.ConstraintException) and "Duplicate key" in message
-
-
-class SharedScoresTable(PermanentFailure, ValueError):
-    """Two pipelines were configured to publish into one scores table."""
 
 
 def table_type(con: Any, schema: str, name: str) -> str | None:
@@ -98,35 +100,6 @@ def check_key_kind(con: Any, table: str, entity_key: str, key: str, classes: tup
     if stored is not None and stored != KEY_SQL[key]:
         raise other_key_kind(table, entity_key, stored, key)
     check_classes(table, list(columns), classes)
-
-
-def convert_wide_table(con: Any, table: str, entity_key: str) -> None:
-    """Move a scores table of the earlier layout (all columns per row) into `slice_rows`.
-
-    Runs in the caller's transaction. Slices published before `published_slices` existed get
-    their record from the rows themselves, so the view shows every row the table held.
-    """
-    t, k = quoted(table), quoted(entity_key)
-    pipelines = [row[0] for row in con.execute(f"SELECT DISTINCT pipeline FROM {t}").fetchall()]
-    if len(pipelines) > 1:
-        raise SharedScoresTable(
-            f"table {table} holds scores of several pipelines {pipelines}; convert it by hand"
-        )
-    con.execute(
-        f"""INSERT INTO published_slices
-            SELECT '{table}', pipeline, run_date, model_version, any_value(model_name), any_value(run_id),
-                   count(*), NULL, now(), NULL, NULL
-            FROM {t} w
-            WHERE NOT EXISTS (SELECT 1 FROM published_slices s WHERE s.scores_table = '{table}'
-                AND s.pipeline = w.pipeline AND s.run_date = w.run_date AND s.model_version = w.model_version)
-            GROUP BY pipeline, run_date, model_version"""
-    )
-    con.execute(
-        f"""CREATE TABLE {ROWS_SCHEMA}.{t} ({k} BIGINT NOT NULL, run_date DATE NOT NULL,
-            model_version INTEGER NOT NULL, score DOUBLE PRECISION NOT NULL)"""
-    )
-    con.execute(f"INSERT INTO {ROWS_SCHEMA}.{t} SELECT {k}, run_date, model_version, score FROM {t}")
-    con.execute(f"DROP TABLE {t}")
 
 
 class DuckDBWarehouse:
@@ -217,7 +190,7 @@ class DuckDBWarehouse:
         if shape in self._ready_tables:
             return
         stored = f"{ROWS_SCHEMA}.{quoted(table)}"
-        t, k = quoted(table), quoted(entity_key)
+        k = quoted(entity_key)
 
         def create() -> None:
             with self.connect() as con:
@@ -225,24 +198,14 @@ class DuckDBWarehouse:
                 try:
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS {ROWS_SCHEMA}")
                     if table_type(con, "main", table) == "BASE TABLE":
-                        convert_wide_table(con, table, entity_key)
+                        convert_wide_table(con, table, entity_key, ROWS_SCHEMA)
                     con.execute(
                         f"""CREATE TABLE IF NOT EXISTS {stored} ({k} {KEY_SQL[key]} NOT NULL,
                             run_date DATE NOT NULL, model_version INTEGER NOT NULL,
                             score DOUBLE PRECISION NOT NULL{columns_sql(classes, "VARCHAR")})"""
                     )
                     check_key_kind(con, table, entity_key, key, tuple(classes))
-                    con.execute(
-                        f"""CREATE OR REPLACE VIEW {t} AS
-                            SELECT r.{k}, r.run_date, s.pipeline, s.model_name, r.model_version, r.score
-                                   {select_sql(classes, "r.")}, s.run_id
-                            FROM {stored} r JOIN published_slices s
-                              ON s.scores_table = '{table}' AND s.run_date = r.run_date
-                             AND s.model_version = r.model_version"""
-                    )
-                    for name, select in analyst_views(
-                        table, entity_key, probability=probability, classes=classes
-                    ):
+                    for name, select in duckdb_views(con, stored, table, entity_key, probability, classes):
                         con.execute(f"CREATE OR REPLACE VIEW {quoted(name)} AS {select}")
                     con.execute("COMMIT")
                 except BaseException:
@@ -258,16 +221,25 @@ class DuckDBWarehouse:
         scores_path: Path,
         expected_rows: int,
         pause_at: PausePoint = no_pause,
+        context: pa.Table | None = None,
     ) -> dict[str, Any]:
-        """Audit the scores, then replace the slice in one transaction; raises AuditFailed on bad scores."""
+        """Audit the scores, then replace the slice in one transaction; raises AuditFailed on bad scores.
+
+        `context` (entity key and context columns, from the raw partition) is joined to the
+        scores by key and published beside them under the table's output contract.
+        """
         started, cpu_started = time.perf_counter(), time.process_time()
         self.migrate()
         scores = read_scores(scores_path, target.entity_key, target.classes)
         key = key_kind(scores, target.entity_key)
         self.ensure_scores_table(target.table, target.entity_key, key, target.probability, target.classes)
         raise_on_failures(audit_scores(scores, target, expected_rows), target)
+        scores, columns = with_context(scores, target, context)
+        self.ensure_contract(target, columns)
         # the audit proved run_date and model_version equal the slice's: only keys and scores are stored
-        audited = scores.select([target.entity_key, "score", *class_columns(target.classes)])
+        audited = scores.select(
+            [target.entity_key, "score", *class_columns(target.classes), *names_of(columns)]
+        )
         timings = {"read_audit": time.perf_counter() - started}
         pause_at("staged")
         attempts = 0
@@ -324,7 +296,7 @@ class DuckDBWarehouse:
                     [target.run_date, target.model_version],
                 ).fetchone()[0]
                 con.register("audited_scores", audited)
-                extra = select_sql(target.classes)
+                extra = "".join(f", {quoted(name)}" for name in audited.column_names[2:])
                 inserted = con.execute(
                     f"""INSERT INTO {stored} ({k}, run_date, model_version, score{extra})
                         SELECT {k}, CAST(? AS DATE), CAST(? AS INTEGER), score{extra} FROM audited_scores""",
@@ -339,6 +311,16 @@ class DuckDBWarehouse:
                 con.execute("ROLLBACK")
                 raise
         return int(deleted)
+
+    def ensure_contract(self, target: ScoresSlice, columns: Columns) -> int:
+        """Record `columns` as the table's next output contract version if they changed; returns its version."""
+        stored = f"{ROWS_SCHEMA}.{quoted(target.table)}"
+
+        def apply() -> int:
+            with self.connect() as con:
+                return apply_duckdb_contract(con, stored, target, columns)[0]
+
+        return int(self._retrying(apply))
 
     def record_run(self, run: RunRecord) -> None:
         """Append one attempt to `scoring_runs` (every attempt is kept)."""

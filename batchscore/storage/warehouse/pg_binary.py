@@ -80,9 +80,13 @@ def text_key_score_rows(keys: pa.StringArray, scores: np.ndarray) -> memoryview:
     return stream.data
 
 
-def record_stream(fields: list[np.ndarray | pa.Array]) -> memoryview:
+def record_stream(
+    fields: list[np.ndarray | pa.Array], valid: list[np.ndarray | None] | None = None
+) -> memoryview:
     """The binary COPY stream of rows whose fields are big-endian fixed-width numpy arrays
-    (`>i8`, `>f8`: one value per row) or Arrow string arrays (UTF-8 bytes, one string per row).
+    (`>i8`, `>f8`, `>i4`, `u1`: one value per row) or Arrow string arrays (UTF-8 bytes, one
+    string per row). `valid` holds, per field, None (no NULLs) or a boolean mask of the rows
+    whose value is present; a NULL field is written as length -1 with no bytes.
 
     Rows are laid out in a 2-D byte array with each text field padded to its longest value
     (every field at a fixed column), then the padding is dropped by one boolean mask: the
@@ -90,6 +94,7 @@ def record_stream(fields: list[np.ndarray | pa.Array]) -> memoryview:
     When a few long strings would make the padding large, each field is scattered instead.
     """
     rows = len(fields[0])
+    masks = valid or [None] * len(fields)
     texts = {i: _utf8(f) for i, f in enumerate(fields) if not isinstance(f, np.ndarray)}
     widths = [
         4 + (int(np.diff(texts[i][0]).max(initial=0)) if i in texts else f.dtype.itemsize)
@@ -99,27 +104,34 @@ def record_stream(fields: list[np.ndarray | pa.Array]) -> memoryview:
     text_bytes = sum(int(offsets[-1] - offsets[0]) for offsets, _ in texts.values())
     padding = rows * sum(widths[i] - 4 for i in texts) - text_bytes
     if padding > 4 * (rows * row_width - padding) + (64 << 20):  # padding over 4x the stream's size
-        return _scattered_stream(fields, texts)
+        return _scattered_stream(fields, texts, masks)
     padded = np.zeros((rows, row_width), np.uint8)
-    keep = np.ones((rows, row_width), np.bool_) if texts else None
+    keep = np.ones((rows, row_width), np.bool_) if texts or any(m is not None for m in masks) else None
     padded[:, :2] = np.frombuffer(len(fields).to_bytes(2, "big"), np.uint8)
     column = 2
     for i, field in enumerate(fields):
         if len(field) != rows:
             raise ValueError(f"fields of {rows} and {len(field)} rows")
-        width = widths[i] - 4
+        width, present = widths[i] - 4, masks[i]
         if i in texts:
             offsets, data = texts[i]
             lengths = np.diff(offsets)
-            _column_view(padded, column, np.dtype(">i4"))[:] = lengths
+            _column_view(padded, column, np.dtype(">i4"))[:] = (
+                lengths if present is None else np.where(present, lengths, -1)
+            )
             starts = np.arange(rows, dtype=np.int64) * row_width + column + 4
             _place_bytes(padded.reshape(-1), starts, offsets, data)
             assert keep is not None
             keep[:, column + 4 : column + 4 + width] = np.arange(width) < lengths[:, None]
         else:
             assert isinstance(field, np.ndarray)
-            _column_view(padded, column, np.dtype(">i4"))[:] = width
+            _column_view(padded, column, np.dtype(">i4"))[:] = (
+                width if present is None else np.where(present, width, -1)
+            )
             _column_view(padded, column + 4, field.dtype)[:] = field
+            if present is not None:
+                assert keep is not None
+                keep[:, column + 4 : column + 4 + width] = present[:, None]
         column += 4 + width
     body = padded.reshape(-1) if keep is None else padded[keep]
     stream = np.empty(len(HEADER) + body.size + len(TRAILER), np.uint8)
@@ -130,13 +142,18 @@ def record_stream(fields: list[np.ndarray | pa.Array]) -> memoryview:
 
 
 def _scattered_stream(
-    fields: list[np.ndarray | pa.Array], texts: dict[int, tuple[np.ndarray, np.ndarray]]
+    fields: list[np.ndarray | pa.Array],
+    texts: dict[int, tuple[np.ndarray, np.ndarray]],
+    masks: list[np.ndarray | None] | None = None,
 ) -> memoryview:
     """`record_stream` by scattering each field's bytes at its rows' offsets (no padding)."""
     rows = len(fields[0])
+    masks = masks or [None] * len(fields)
     sizes = np.full(rows, 2, np.int64)
     for i, field in enumerate(fields):
-        sizes += 4 + (np.diff(texts[i][0]) if i in texts else field.dtype.itemsize)
+        size = np.diff(texts[i][0]) if i in texts else np.full(rows, field.dtype.itemsize, np.int64)
+        mask = masks[i]
+        sizes += 4 + (size if mask is None else np.where(mask, size, 0))
     starts = len(HEADER) + np.cumsum(sizes) - sizes
     stream = np.empty(len(HEADER) + int(sizes.sum()) + len(TRAILER), np.uint8)
     stream[: len(HEADER)] = np.frombuffer(HEADER, np.uint8)
@@ -144,17 +161,29 @@ def _scattered_stream(
     _scatter(stream, starts, np.full(rows, len(fields), ">i2"))
     position = starts + 2
     for i, field in enumerate(fields):
+        present = masks[i]
         if i in texts:
             offsets, data = texts[i]
             lengths = np.diff(offsets)
-            _scatter(stream, position, lengths.astype(">i4"))
+            _scatter(
+                stream,
+                position,
+                (lengths if present is None else np.where(present, lengths, -1)).astype(">i4"),
+            )
             _place_bytes(stream, position + 4, offsets, data)
             position = position + 4 + lengths
         else:
             assert isinstance(field, np.ndarray)
-            _scatter(stream, position, np.full(rows, field.dtype.itemsize, ">i4"))
-            _scatter(stream, position + 4, np.ascontiguousarray(field))
-            position = position + 4 + field.dtype.itemsize
+            itemsize = field.dtype.itemsize
+            lengths = (
+                np.full(rows, itemsize, np.int64) if present is None else np.where(present, itemsize, -1)
+            )
+            _scatter(stream, position, lengths.astype(">i4"))
+            if present is None:
+                _scatter(stream, position + 4, np.ascontiguousarray(field))
+            else:
+                _scatter(stream, (position + 4)[present], np.ascontiguousarray(field[present]))
+            position = position + 4 + np.maximum(lengths, 0)
     return stream.data
 
 
@@ -207,9 +236,12 @@ def key_order(keys: np.ndarray) -> np.ndarray:
     return np.argsort(keys, kind="stable")
 
 
-def copy_stream(scores: pa.Table, entity_key: str, classes: tuple[str, ...] = ()) -> memoryview:
+def copy_stream(
+    scores: pa.Table, entity_key: str, classes: tuple[str, ...] = (), context: tuple[str, ...] = ()
+) -> memoryview:
     """The binary COPY stream of (key, score) in key order, for integer or string keys; with
-    `classes` (multiclass), of (key, score, predicted_class, p_<class>...)."""
+    `classes` (multiclass), of (key, score, predicted_class, p_<class>...); then the `context`
+    columns (NULLs kept)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -219,18 +251,50 @@ def copy_stream(scores: pa.Table, entity_key: str, classes: tuple[str, ...] = ()
     if pa.types.is_string(key_type) or pa.types.is_large_string(key_type):
         keys = scores.column(entity_key).combine_chunks()
         order = pc.sort_indices(keys).to_numpy()
-        if not classes:
+        if not classes and not context:
             return text_key_score_rows(keys.take(order), values[order])
         key = keys.take(order)
     else:
         int_keys = scores.column(entity_key).to_numpy().astype(np.int64, copy=False)
         order = key_order(int_keys)
-        if not classes:
+        if not classes and not context:
             return key_score_rows(int_keys[order], values[order])
         key = int_keys[order].astype(">i8")
-    predicted = scores.column("predicted_class").combine_chunks().take(order)
-    probabilities = [
-        scores.column(f"p_{c}").to_numpy().astype(np.float64, copy=False)[order].astype(">f8")
-        for c in classes
-    ]
-    return record_stream([key, values[order].astype(">f8"), predicted, *probabilities])
+    fields: list[np.ndarray | pa.Array] = [key, values[order].astype(">f8")]
+    if classes:
+        fields.append(scores.column("predicted_class").combine_chunks().take(order))
+        fields += [
+            scores.column(f"p_{c}").to_numpy().astype(np.float64, copy=False)[order].astype(">f8")
+            for c in classes
+        ]
+    masks: list[np.ndarray | None] = [None] * len(fields)
+    for name in context:
+        field, present = context_field(scores.column(name).combine_chunks().take(order))
+        fields.append(field)
+        masks.append(present)
+    return record_stream(fields, masks)
+
+
+PG_EPOCH_DAYS = 10_957
+"""Days from 1970-01-01 (Arrow's date32 epoch) to 2000-01-01 (PostgreSQL's)."""
+
+
+def context_field(values: pa.Array) -> tuple[np.ndarray | pa.Array, np.ndarray | None]:
+    """A context column as a `record_stream` field (BIGINT, DOUBLE PRECISION, BOOLEAN, DATE or
+    TEXT) and its mask of present values (None without NULLs)."""
+    import pyarrow as pa
+
+    present = None if values.null_count == 0 else values.is_valid().to_numpy(zero_copy_only=False)
+    kind = values.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return values.fill_null(""), present  # a NULL's slot may hold bytes: empty them
+    if pa.types.is_integer(kind):
+        return values.cast(pa.int64()).fill_null(0).to_numpy().astype(">i8"), present
+    if pa.types.is_floating(kind):
+        return values.cast(pa.float64()).fill_null(0).to_numpy().astype(">f8"), present
+    if pa.types.is_boolean(kind):
+        return values.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint8), present
+    if pa.types.is_date32(kind):
+        days = values.cast(pa.int32()).fill_null(0).to_numpy().astype(np.int64) - PG_EPOCH_DAYS
+        return days.astype(">i4"), present
+    raise TypeError(f"no binary COPY encoding for context columns of type {kind}")

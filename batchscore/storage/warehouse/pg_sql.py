@@ -44,9 +44,12 @@ def to_pyformat(query: str) -> str:
     return "".join(out)
 
 
-def partition_sql(target: ScoresSlice, part: Any, k: Any, key_type: str, partition_name: str) -> Any:
+def partition_sql(
+    target: ScoresSlice, part: Any, k: Any, key_type: str, partition_name: str, context: str = ""
+) -> Any:
     """CREATE TABLE for a slice's staged partition: the slice's constants as defaults and CHECK
-    constraints, and for multiclass scores each probability in [0, 1] and the class one of the classes."""
+    constraints, and for multiclass scores each probability in [0, 1] and the class one of the classes;
+    `context` is the column list of every stored context column (`, "name" TYPE...`)."""
     from psycopg import sql
 
     lit, prefix = sql.Literal, partition_name[:50]
@@ -62,7 +65,7 @@ def partition_sql(target: ScoresSlice, part: Any, k: Any, key_type: str, partiti
         {k} {key_type} NOT NULL, run_date DATE NOT NULL DEFAULT {run_date},
         pipeline TEXT NOT NULL DEFAULT {pipeline}, model_name TEXT NOT NULL DEFAULT {model_name},
         model_version INTEGER NOT NULL DEFAULT {version},
-        score DOUBLE PRECISION NOT NULL{extra}, run_id TEXT NOT NULL DEFAULT {run_id},
+        score DOUBLE PRECISION NOT NULL{extra}, run_id TEXT NOT NULL DEFAULT {run_id}{context},
         CONSTRAINT {slice_check} CHECK (pipeline = {pipeline} AND run_date = {run_date}
                                         AND model_version = {version}),
         CONSTRAINT {score_check} CHECK ({score_range}){classes_check})"""
@@ -84,11 +87,24 @@ def partition_sql(target: ScoresSlice, part: Any, k: Any, key_type: str, partiti
         slice_check=sql.Identifier(validate_identifier(f"{prefix}_slice")),
         score_check=sql.Identifier(validate_identifier(f"{prefix}_score")),
         classes_check=classes_check,
+        context=sql.SQL(context),
     )
 
 
-def copy_columns(k: Any, classes: tuple[str, ...]) -> Any:
-    """The COPY column list: key, score, and for multiclass scores predicted_class and the p_ columns."""
+def copy_columns(k: Any, classes: tuple[str, ...], context: tuple[str, ...] = ()) -> Any:
+    """The COPY column list: key, score, for multiclass scores predicted_class and the p_ columns,
+    then the context columns."""
     from psycopg import sql
 
-    return sql.SQL(", ").join([k, *(sql.Identifier(name) for name in ["score", *class_columns(classes)])])
+    names = ["score", *class_columns(classes), *context]
+    return sql.SQL(", ").join([k, *(sql.Identifier(validate_identifier(name)) for name in names)])
+
+
+def pg_run(con: Any) -> Any:
+    """Run one statement (`?` placeholders) on a psycopg connection; a SELECT's rows, else []."""
+
+    def run(statement: str, params: Any) -> list[tuple[Any, ...]]:
+        cursor = con.execute(to_pyformat(statement) if params else statement, list(params) or None)
+        return list(cursor.fetchall()) if cursor.description else []
+
+    return run

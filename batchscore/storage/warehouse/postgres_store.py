@@ -47,6 +47,13 @@ from batchscore.storage.warehouse.contract import (
 )
 from batchscore.storage.warehouse.duckdb_store import drift_row, evidence_json
 from batchscore.storage.warehouse.multiclass import columns_sql
+from batchscore.storage.warehouse.output_contract import (
+    Columns,
+    apply_pg_contract,
+    context_sql,
+    names_of,
+    with_context,
+)
 from batchscore.storage.warehouse.pg_binary import copy_stream
 from batchscore.storage.warehouse.pg_sql import copy_columns, lock_key, partition_sql, split_url, to_pyformat
 from batchscore.storage.warehouse.postgres_roles import grant_roles
@@ -190,14 +197,21 @@ class PostgresWarehouse:
         scores_path: Path,
         expected_rows: int,
         pause_at: PausePoint = no_pause,
+        context: pa.Table | None = None,
     ) -> dict[str, Any]:
-        """Audit, COPY into a fresh partition, swap it in, all in one transaction; raises AuditFailed on bad scores."""
+        """Audit, COPY into a fresh partition, swap it in, all in one transaction; raises AuditFailed on bad scores.
+
+        `context` (entity key and context columns, from the raw partition) is joined to the
+        scores by key and published beside them under the table's output contract.
+        """
         started, cpu_started = time.perf_counter(), time.process_time()
         self.migrate()
         scores = read_scores(scores_path, target.entity_key, target.classes)
         key = key_kind(scores, target.entity_key)
         self.ensure_scores_table(target.table, target.entity_key, key, target.probability, target.classes)
-        payload = self._audit_and_encode(target, scores, expected_rows)
+        scores, columns = with_context(scores, target, context)
+        payload = self._audit_and_encode(target, scores, expected_rows, names_of(columns))
+        stored = self.ensure_contract(target, columns)
         timings: dict[str, float] = {"read_audit": time.perf_counter() - started}
         t, k = self.ident(target.table), self.ident(target.entity_key)
         partition_name = partition_table_name(target)
@@ -206,8 +220,10 @@ class PostgresWarehouse:
             self._lock_slice(con, target)
             con.execute("SET LOCAL maintenance_work_mem = '256MB'")
             mark = time.perf_counter()
-            con.execute(partition_sql(target, part, k, PG_KEY_SQL[key], partition_name))
-            self._copy_into(con, part, copy_columns(k, target.classes), payload, expected_rows, pause_at)
+            stored_sql = context_sql(stored, self.dialect, lambda n: self.ident(n).as_string(con))
+            con.execute(partition_sql(target, part, k, PG_KEY_SQL[key], partition_name, stored_sql))
+            columns_sql = copy_columns(k, target.classes, names_of(columns))
+            self._copy_into(con, part, columns_sql, payload, expected_rows, pause_at)
             timings["copy"] = time.perf_counter() - mark
             mark = time.perf_counter()
             self._index_keys(con, target, part, k, scores)
@@ -230,10 +246,18 @@ class PostgresWarehouse:
             "cpu_seconds": round(time.process_time() - cpu_started, 3),
         }
 
-    def _audit_and_encode(self, target: ScoresSlice, scores: pa.Table, expected_rows: int) -> memoryview:
+    def _audit_and_encode(
+        self, target: ScoresSlice, scores: pa.Table, expected_rows: int, context: tuple[str, ...] = ()
+    ) -> memoryview:
         """The audited scores' binary COPY stream in key order (uniqueness is left to the index)."""
         raise_on_failures(audit_scores(scores, target, expected_rows, check_duplicates=False), target)
-        return copy_stream(scores, target.entity_key, target.classes)
+        return copy_stream(scores, target.entity_key, target.classes, context)
+
+    def ensure_contract(self, target: ScoresSlice, columns: Columns) -> Columns:
+        """Record `columns` as the table's next output contract version if they changed; returns
+        every stored context column (a staged partition needs them all)."""
+        with self.connect() as con:
+            return apply_pg_contract(con, self.schema, target, columns, SWAP_LOCK_TIMEOUT)
 
     def _lock_slice(self, con: Any, target: ScoresSlice) -> None:
         """Queue behind any other publish of the same slice (released at commit or rollback)."""
