@@ -5,6 +5,7 @@ Layout (all keyed by the run's logical date, never by wall-clock time):
     raw/<dataset>/dt=YYYY-MM-DD/part-*.parquet + _SUCCESS        landed upstream
     features/<pipeline>/dt=YYYY-MM-DD/                            build_features
     scores/<pipeline>/model_version=N/dt=YYYY-MM-DD/              score
+    reasons/<pipeline>/model_version=N/dt=YYYY-MM-DD/             score (`explain:`), + _reasons.json
     reports/<kind>/<pipeline>/dt=YYYY-MM-DD/[<stage>/]            validation, drift
     models/<model>/...                                            the registry
 
@@ -77,6 +78,9 @@ class Lake:
 
     def scores_partition(self, pipeline: str, model_version: int, dt: date) -> Path:
         return self.root / "scores" / pipeline / f"model_version={model_version}" / f"dt={dt.isoformat()}"
+
+    def reasons_partition(self, pipeline: str, model_version: int, dt: date) -> Path:
+        return self.root / "reasons" / pipeline / f"model_version={model_version}" / f"dt={dt.isoformat()}"
 
     def reports_dir(self, kind: str, pipeline: str, dt: date, stage: str | None = None) -> Path:
         path = self.root / "reports" / kind / pipeline / f"dt={dt.isoformat()}"
