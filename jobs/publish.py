@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import Lake
-from batchscore.storage.warehouse import RunRecord, ScoresSlice, open_warehouse
+from batchscore.storage.warehouse import ReasonsSlice, RunRecord, ScoresSlice, open_warehouse
 from jobs.build_features import read_manifest
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def run(
     pipeline = settings.pipeline
     warehouse = open_warehouse(settings.platform.warehouse_url)
     published, manifest = publish_slice(
-        settings, warehouse, run_date, model_version, run_id, pipeline.scores_table
+        settings, warehouse, run_date, model_version, run_id, pipeline.scores_table, with_reasons=True
     )
     timings = {**(stage_seconds or {}), "publish": published["seconds"]}
     publish_cpu = time.process_time() - cpu_started
@@ -81,10 +81,18 @@ def redacted(url: str) -> str:
 
 
 def publish_slice(
-    settings: Settings, warehouse: Warehouse, run_date: date, model_version: int, run_id: str, table: str
+    settings: Settings,
+    warehouse: Warehouse,
+    run_date: date,
+    model_version: int,
+    run_id: str,
+    table: str,
+    with_reasons: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Write-audit-publish one model version's scores partition of `run_date` into `table`.
 
+    `with_reasons` (the champion's slice): its reason codes (`explain:`) are published in the
+    same transaction; without `explain:` the slice's earlier reasons are removed with it.
     Returns the publish result and the features partition's manifest (rows, input checksum).
     """
     pipeline = settings.pipeline
@@ -94,6 +102,12 @@ def publish_slice(
     lake.require_complete(features_path)
     lake.require_complete(scores_path)
     manifest = read_manifest(features_path)
+    reasons = None
+    if with_reasons:
+        reasons_path = lake.reasons_partition(pipeline.name, model_version, run_date)
+        if pipeline.explain is not None:
+            lake.require_complete(reasons_path)
+        reasons = ReasonsSlice(pipeline.reasons_table, reasons_path if pipeline.explain else None)
     target = ScoresSlice(
         pipeline=pipeline.name,
         table=table,
@@ -105,7 +119,12 @@ def publish_slice(
         task=pipeline.model.task,
         classes=tuple(pipeline.model.classes) if pipeline.model.task == "multiclass" else (),
     )
-    return warehouse.publish_scores(target, scores_path, expected_rows=int(manifest["rows"])), manifest
+    published = warehouse.publish_scores(
+        target, scores_path, expected_rows=int(manifest["rows"]), reasons=reasons
+    )
+    if reasons is not None and reasons.path is not None:
+        published["reasons_table"] = reasons.table
+    return published, manifest
 
 
 def run_shadow(settings: Settings, run_date: date, challenger_version: int, run_id: str) -> dict[str, Any]:

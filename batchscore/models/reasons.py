@@ -21,11 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from batchscore.models.inference import ModelRef, ScoringError, XGBoostScorer
-
-REASONS_MANIFEST = "_reasons.json"
-"""Written into the reasons partition: top_k, method, the scores partition's checksum it was
-computed with, and the day's mean |contribution| per feature (attribution drift)."""
-
+from batchscore.storage.lake import REASONS_MANIFEST
 
 @dataclass(frozen=True)
 class ExplainSpec:
@@ -241,14 +237,3 @@ def commit_reasons(
     }
     (staging / REASONS_MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return rows
-
-
-def read_reasons_manifest(partition: Path) -> dict[str, Any]:
-    import json
-
-    from batchscore.storage.lake import PartitionError
-
-    path = partition / REASONS_MANIFEST
-    if not path.is_file():
-        raise PartitionError(f"reasons partition {partition} has no {REASONS_MANIFEST}")
-    return dict(json.loads(path.read_text()))

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from batchscore.storage.object_store import S3Store
 
 SUCCESS_MARKER = "_SUCCESS"
+REASONS_MANIFEST = "_reasons.json"
+"""In a reasons partition: top_k, method, the checksum of the scores partition the reasons
+were computed with, and the day's mean |contribution| per feature (attribution drift)."""
 
 
 class PartitionError(PermanentFailure, RuntimeError):
@@ -311,6 +314,14 @@ def partition_checksum(partition: Path) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def read_reasons_manifest(partition: Path) -> dict[str, Any]:
+    """The reasons partition's `_reasons.json`; fails clearly when it is missing."""
+    path = partition / REASONS_MANIFEST
+    if not path.is_file():
+        raise PartitionError(f"reasons partition {partition} has no {REASONS_MANIFEST}")
+    return dict(json.loads(path.read_text()))
 
 
 def file_sha256(path: Path) -> str:

@@ -12,7 +12,6 @@ import pytest
 
 from batchscore.models.inference import XGBoostScorer
 from batchscore.models.reasons import (
-    REASONS_MANIFEST,
     ExplainSpec,
     contributions,
     reasons_batch,
@@ -21,7 +20,7 @@ from batchscore.models.reasons import (
 from batchscore.models.registry import ModelRegistry
 from batchscore.settings import ConfigError
 from batchscore.settings.pipeline import ExplainSettings
-from batchscore.storage.lake import Lake, partition_checksum
+from batchscore.storage.lake import REASONS_MANIFEST, Lake, partition_checksum
 from tests.unit.test_scoring_engine import (
     DAY,
     KEY,

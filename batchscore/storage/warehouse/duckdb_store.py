@@ -24,7 +24,6 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchscore.errors import PermanentFailure
 from batchscore.storage.warehouse.contract import (
     MIGRATIONS,
     PausePoint,
@@ -32,23 +31,27 @@ from batchscore.storage.warehouse.contract import (
     ScoresSlice,
     analyst_views,
     audit_scores,
-    check_classes,
     key_kind,
     no_pause,
     now,
-    other_key_kind,
     quoted,
     raise_on_failures,
     read_scores,
     with_backoff,
 )
+from batchscore.storage.warehouse.duckdb_tables import (
+    KEY_SQL,
+    ROWS_SCHEMA,
+    SharedScoresTable,
+    check_key_kind,
+    convert_wide_table,
+    table_type,
+)
 from batchscore.storage.warehouse.multiclass import class_columns, columns_sql, select_sql
+from batchscore.storage.warehouse.reasons import ReasonsSlice, audited_reasons, replace_duckdb_reasons
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-ROWS_SCHEMA = "slice_rows"
-"""Where the narrow rows behind each scores view are stored (analysts query the views)."""
 
 OPENING = threading.Lock()
 """Threads of one process share DuckDB's database instance; opening and closing it concurrently races."""
@@ -66,67 +69,6 @@ def is_write_conflict(exc: BaseException) -> bool:
     # Every write here deletes its keys before inserting them, so a duplicate key means a
     # concurrent writer inserted the same key first (a retry replaces it, a real bug re-raises).
     return isinstance(exc, duckdb.ConstraintException) and "Duplicate key" in message
-
-
-class SharedScoresTable(PermanentFailure, ValueError):
-    """Two pipelines were configured to publish into one scores table."""
-
-
-def table_type(con: Any, schema: str, name: str) -> str | None:
-    """'BASE TABLE', 'VIEW', or None when `schema.name` does not exist."""
-    row = con.execute(
-        "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, name],
-    ).fetchone()
-    return None if row is None else str(row[0])
-
-
-KEY_SQL = {"integer": "BIGINT", "string": "VARCHAR"}
-
-
-def check_key_kind(con: Any, table: str, entity_key: str, key: str, classes: tuple[str, ...] = ()) -> None:
-    """A scores table keeps one kind of entity key and the classes it was created for:
-    publishing the other kind, or other classes, is refused."""
-    columns = dict(
-        con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
-            "AND table_name = ? ORDER BY ordinal_position",
-            [ROWS_SCHEMA, table],
-        ).fetchall()
-    )
-    stored = columns.get(entity_key)
-    if stored is not None and stored != KEY_SQL[key]:
-        raise other_key_kind(table, entity_key, stored, key)
-    check_classes(table, list(columns), classes)
-
-
-def convert_wide_table(con: Any, table: str, entity_key: str) -> None:
-    """Move a scores table of the earlier layout (all columns per row) into `slice_rows`.
-
-    Runs in the caller's transaction. Slices published before `published_slices` existed get
-    their record from the rows themselves, so the view shows every row the table held.
-    """
-    t, k = quoted(table), quoted(entity_key)
-    pipelines = [row[0] for row in con.execute(f"SELECT DISTINCT pipeline FROM {t}").fetchall()]
-    if len(pipelines) > 1:
-        raise SharedScoresTable(
-            f"table {table} holds scores of several pipelines {pipelines}; convert it by hand"
-        )
-    con.execute(
-        f"""INSERT INTO published_slices
-            SELECT '{table}', pipeline, run_date, model_version, any_value(model_name), any_value(run_id),
-                   count(*), NULL, now()
-            FROM {t} w
-            WHERE NOT EXISTS (SELECT 1 FROM published_slices s WHERE s.scores_table = '{table}'
-                AND s.pipeline = w.pipeline AND s.run_date = w.run_date AND s.model_version = w.model_version)
-            GROUP BY pipeline, run_date, model_version"""
-    )
-    con.execute(
-        f"""CREATE TABLE {ROWS_SCHEMA}.{t} ({k} BIGINT NOT NULL, run_date DATE NOT NULL,
-            model_version INTEGER NOT NULL, score DOUBLE PRECISION NOT NULL)"""
-    )
-    con.execute(f"INSERT INTO {ROWS_SCHEMA}.{t} SELECT {k}, run_date, model_version, score FROM {t}")
-    con.execute(f"DROP TABLE {t}")
 
 
 class DuckDBWarehouse:
@@ -258,8 +200,10 @@ class DuckDBWarehouse:
         scores_path: Path,
         expected_rows: int,
         pause_at: PausePoint = no_pause,
+        reasons: ReasonsSlice | None = None,
     ) -> dict[str, Any]:
-        """Audit the scores, then replace the slice in one transaction; raises AuditFailed on bad scores."""
+        """Audit the scores (and their reasons), then replace the slice and its reasons in one
+        transaction; raises AuditFailed on bad scores or reasons."""
         started, cpu_started = time.perf_counter(), time.process_time()
         self.migrate()
         scores = read_scores(scores_path, target.entity_key, target.classes)
@@ -268,6 +212,7 @@ class DuckDBWarehouse:
         raise_on_failures(audit_scores(scores, target, expected_rows), target)
         # the audit proved run_date and model_version equal the slice's: only keys and scores are stored
         audited = scores.select([target.entity_key, "score", *class_columns(target.classes)])
+        explained = audited_reasons(reasons, scores, target, scores_path)
         timings = {"read_audit": time.perf_counter() - started}
         pause_at("staged")
         attempts = 0
@@ -275,7 +220,7 @@ class DuckDBWarehouse:
         def swap() -> int:
             nonlocal attempts
             attempts += 1
-            return self._swap(target, audited, expected_rows, pause_at)
+            return self._swap(target, audited, expected_rows, pause_at, (reasons, explained, KEY_SQL[key]))
 
         replaced: int = self._retrying(swap)
         timings["swap"] = time.perf_counter() - started - timings["read_audit"]
@@ -290,7 +235,14 @@ class DuckDBWarehouse:
             "cpu_seconds": round(time.process_time() - cpu_started, 3),
         }
 
-    def _swap(self, target: ScoresSlice, audited: pa.Table, expected_rows: int, pause_at: PausePoint) -> int:
+    def _swap(
+        self,
+        target: ScoresSlice,
+        audited: pa.Table,
+        expected_rows: int,
+        pause_at: PausePoint,
+        reasons: tuple[ReasonsSlice | None, pa.Table | None, str] = (None, None, ""),
+    ) -> int:
         """Replace the slice's rows and its `published_slices` row in one transaction; returns rows replaced.
 
         The audited Arrow table is scanned by DuckDB in place (no second read of the files);
@@ -333,6 +285,7 @@ class DuckDBWarehouse:
                 con.unregister("audited_scores")
                 if inserted != expected_rows:
                     raise RuntimeError(f"inserted {inserted} rows, expected {expected_rows}; rolled back")
+                replace_duckdb_reasons(con, reasons[0], target, reasons[1], reasons[2])
                 pause_at("swapped")
                 con.execute("COMMIT")
             except BaseException:
