@@ -265,10 +265,7 @@ def run_work_item(spec: ScoringPass, item: WorkItem, attempt: str) -> list[dict[
     explained: ReasonsWriter | None = None
     rows = 0
     try:
-        if spec.explain is not None:
-            path = attempt_file(spec.attempts_dir, spec.refs[0].version, item.index, attempt)
-            path = path.parent.with_name("reasons") / path.name
-            explained = ReasonsWriter(path, spec.explain, spec.refs[0], spec.entity_key, spec.key_type)
+        explained = _reasons_writer(spec, item, attempt)
         for path in outputs:
             path.parent.mkdir(parents=True, exist_ok=True)
             schema = output_schema(spec.entity_key, spec.key_type, spec.refs[0].classes)
@@ -316,6 +313,15 @@ def run_work_item(spec: ScoringPass, item: WorkItem, attempt: str) -> list[dict[
         }
         for n, (ref, scorer, path) in enumerate(zip(spec.refs, scorers, outputs, strict=True))
     ]
+
+
+def _reasons_writer(spec: ScoringPass, item: WorkItem, attempt: str) -> ReasonsWriter | None:
+    """The champion's reasons file of this attempt (beside its scores attempts), when explaining."""
+    if spec.explain is None:
+        return None
+    path = attempt_file(spec.attempts_dir, spec.refs[0].version, item.index, attempt)
+    path = path.parent.with_name("reasons") / path.name
+    return ReasonsWriter(path, spec.explain, spec.refs[0], spec.entity_key, spec.key_type)
 
 
 def _on_gpu(scorers: Sequence[Scorer]) -> bool:

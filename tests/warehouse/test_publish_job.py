@@ -12,7 +12,7 @@ from batchscore.settings import load_settings
 from batchscore.storage.lake import SUCCESS_MARKER, Lake
 from jobs import publish
 from tests.conftest import settings_env
-from tests.warehouse.slices import DAY, scores_file
+from tests.warehouse.slices import DAY, reasons_file, scores_file
 
 
 def test_publish_job_records_every_attempt_with_its_cost(warehouse_url, tmp_path):
@@ -25,6 +25,9 @@ def test_publish_job_records_every_attempt_with_its_cost(warehouse_url, tmp_path
     (features / SUCCESS_MARKER).touch()
     scores = scores_file(lake.scores_partition("churn", 1, DAY), [1, 2, 3], [0.2, 0.4, 0.6])
     (scores / SUCCESS_MARKER).touch()
+    reasons_file(
+        lake.reasons_partition("churn", 1, DAY), scores, [1, 2, 3]
+    )  # churn.yaml has explain: top_k 3
 
     for try_number in (1, 2):
         result = publish.run(
@@ -46,6 +49,12 @@ def test_publish_job_records_every_attempt_with_its_cost(warehouse_url, tmp_path
         (1, 0.2, "scheduled__2026-11-21"),
         (2, 0.4, "scheduled__2026-11-21"),
         (3, 0.6, "scheduled__2026-11-21"),
+    ]
+    assert result["reasons_table"] == "score_reasons_churn"
+    assert warehouse.query("SELECT customer_id, count(*) FROM score_reasons_churn GROUP BY 1 ORDER BY 1") == [
+        (1, 3),
+        (2, 3),
+        (3, 3),
     ]
     runs = warehouse.query(
         "SELECT try_number, status, rows_in, rows_out, input_checksum, cpu_seconds, cpu_s_per_million_rows "
