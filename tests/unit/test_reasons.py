@@ -42,7 +42,14 @@ def one_split_model(tmp_path):
     x = np.array([[0.0, 5.0], [0.0, 6.0], [0.0, 7.0], [1.0, 5.0], [1.0, 9.0]], dtype=np.float32)
     y = np.array([0, 0, 1, 1, 1])
     booster = xgb.train(
-        {"objective": "binary:logistic", "max_depth": 1, "eta": 1.0, "lambda": 0.0, "base_score": 0.5},
+        {
+            "objective": "binary:logistic",
+            "max_depth": 1,
+            "eta": 1.0,
+            "lambda": 0.0,
+            "min_child_weight": 0,
+            "base_score": 0.5,
+        },
         xgb.DMatrix(x, label=y),
         num_boost_round=1,
     )
@@ -56,6 +63,7 @@ def test_contributions_match_a_hand_computation_and_sum_to_the_margin(tmp_path):
     tree = model["learner"]["gradient_booster"]["model"]["trees"][0]
     assert tree["split_indices"][0] == 0  # the split is on x0 (x1 carries no signal here)
     left, right = tree["left_children"][0], tree["right_children"][0]
+    assert left > 0 and right > 0  # the root split: one tree of two leaves
     weights, hess = tree["base_weights"], tree["sum_hessian"]
     # Expected value of the tree: the hessian-weighted mean of its leaves (xgboost's node mean).
     mean = (weights[left] * hess[left] + weights[right] * hess[right]) / (hess[left] + hess[right])
@@ -153,3 +161,38 @@ def test_reasons_are_refused_clearly_for_onnx_and_for_too_many(spark, churn_sett
         job.run(too_many, DAY, 1, spark)
     assert not lake.reasons_partition("churn", 1, DAY).exists()
     assert ExplainSpec(3).approx
+
+
+def test_attribution_rows_compare_with_the_reference_and_never_count_in_the_gate(churn_settings):
+    from batchscore.quality.attribution import attribution_rows, is_shifted
+    from batchscore.storage.warehouse import open_warehouse
+    from jobs.gate import recorded_drift
+
+    assert not is_shifted(0.3, 0.2) and is_shifted(0.5, 0.2) and is_shifted(0.05, 0.2)
+    assert not is_shifted(0.0, 0.0) and is_shifted(0.1, 0.0)
+    rows = attribution_rows({"b": 0.5, "a": 0.1}, {"a": 0.1, "b": 0.2})
+    assert [(r["feature"], r["method"], r["threshold"], r["drifted"]) for r in rows] == [
+        ("attribution:a", "attribution", 0.1, False),
+        ("attribution:b", "attribution", 0.2, True),
+    ]
+    features = [
+        {"feature": "tenure_months", "method": "psi", "statistic": 0.5, "threshold": 0.2, "drifted": True},
+        {"feature": "age", "method": "psi", "statistic": 0.01, "threshold": 0.2, "drifted": False},
+    ]
+    warehouse = open_warehouse(churn_settings.platform.warehouse_url)
+    warehouse.replace_drift_metrics("churn", DAY, 1, features + rows)
+    assert warehouse.query("SELECT count(*) FROM drift_metrics WHERE method = 'attribution'") == [(2,)]
+    summary = recorded_drift(churn_settings, DAY, 1)
+    assert summary["drifted_share"] == 0.5 and summary["drifted_features"] == ["tenure_months"]
+
+
+def test_reference_attribution_is_the_mean_absolute_contribution(tmp_path):
+    import pandas as pd
+
+    from batchscore.quality.attribution import reference_attribution
+
+    scorer, x, _ = one_split_model(tmp_path)
+    frame = pd.DataFrame(x, columns=["a", "b"])
+    got = reference_attribution(str(tmp_path / "model.json"), frame, ["a", "b"], approx=True, task="binary")
+    expected = np.abs(contributions(scorer, x, scorer.predict(x, 1), True, 1)[:, :2]).mean(axis=0)
+    assert got == pytest.approx({"a": expected[0], "b": 0.0}) and got["a"] > 0

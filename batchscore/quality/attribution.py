@@ -1,0 +1,64 @@
+"""Attribution drift: how much each feature moved the day's scores, against training.
+
+The score stage records the day's mean |contribution| per feature (all rows, all features,
+in the reasons partition's manifest). Here it is compared with the same statistic on the
+model's training reference (`reference.parquet`, same contribution method; at most
+`REFERENCE_ROWS` rows, `EXACT_REFERENCE_ROWS` for TreeSHAP). One `drift_metrics` row per
+feature: feature `attribution:<name>`, method `attribution`, statistic = the day's mean
+|contribution|, threshold = the reference's; drifted when the day's is outside
+[1/RATIO, RATIO] times the reference's. These rows never count in the drift gate (it
+counts the features' own drift; `jobs.gate` leaves method `attribution` out).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+METHOD = "attribution"
+PREFIX = "attribution:"
+RATIO = 2.0
+REFERENCE_ROWS = 20_000
+EXACT_REFERENCE_ROWS = 2_000
+
+
+def reference_attribution(
+    artifact: str, reference: pd.DataFrame, names: list[str], approx: bool, task: str
+) -> dict[str, float]:
+    """The training reference's mean |contribution| per feature, with the scoring pass's method."""
+    from batchscore.models.inference import XGBoostScorer
+    from batchscore.models.reasons import contributions
+
+    rows = REFERENCE_ROWS if approx else EXACT_REFERENCE_ROWS
+    matrix = np.ascontiguousarray(reference[names].head(rows).to_numpy(np.float32))
+    if len(matrix) == 0:
+        return dict.fromkeys(names, 0.0)
+    scorer = XGBoostScorer(artifact, "cpu", task)
+    contribs = contributions(scorer, matrix, scorer.predict(matrix, 0), approx, 0)
+    means = np.abs(contribs[:, :-1]).mean(axis=0)
+    return {name: float(m) for name, m in zip(names, means, strict=True)}
+
+
+def is_shifted(today: float, reference: float) -> bool:
+    """Outside [reference / RATIO, reference * RATIO] (a feature unused in training that
+    contributes today has shifted; one unused on both sides has not)."""
+    if reference <= 0:
+        return today > 0
+    return not (reference / RATIO <= today <= reference * RATIO)
+
+
+def attribution_rows(today: dict[str, float], reference: dict[str, float]) -> list[dict[str, Any]]:
+    """One `drift_metrics` row per feature (segment `all`)."""
+    return [
+        {
+            "segment": "all",
+            "feature": PREFIX + name,
+            "method": METHOD,
+            "statistic": float(value),
+            "threshold": float(reference.get(name, 0.0)),
+            "drifted": is_shifted(float(value), float(reference.get(name, 0.0))),
+        }
+        for name, value in sorted(today.items())
+    ]
