@@ -23,6 +23,7 @@ import pyarrow as pa
 from batchscore.models.inference import ModelRef, ScoringError, XGBoostScorer
 from batchscore.storage.lake import REASONS_MANIFEST
 
+
 @dataclass(frozen=True)
 class ExplainSpec:
     """What the scoring pass explains: the champion's top `top_k` contributions per row."""
