@@ -101,7 +101,8 @@ def attribution_metrics(
     names: list[str],
 ) -> list[dict[str, Any]]:
     """Attribution drift rows (`batchscore.quality.attribution`) when the day has reason codes."""
-    from batchscore.quality.attribution import attribution_rows, reference_attribution
+    from batchscore.models.reasons import reference_attribution
+    from batchscore.quality.attribution import attribution_rows
     from batchscore.storage.lake import read_reasons_manifest
 
     explain = settings.pipeline.explain

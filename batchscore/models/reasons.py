@@ -238,3 +238,21 @@ def commit_reasons(
     }
     (staging / REASONS_MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return rows
+
+
+REFERENCE_ROWS = 20_000
+EXACT_REFERENCE_ROWS = 2_000
+
+
+def reference_attribution(
+    artifact: str, reference: Any, names: list[str], approx: bool, task: str
+) -> dict[str, float]:
+    """The training reference's mean |contribution| per feature, with the scoring pass's method."""
+    rows = REFERENCE_ROWS if approx else EXACT_REFERENCE_ROWS
+    matrix = np.ascontiguousarray(reference[names].head(rows).to_numpy(np.float32))
+    if len(matrix) == 0:
+        return dict.fromkeys(names, 0.0)
+    scorer = XGBoostScorer(artifact, "cpu", task)
+    contribs = contributions(scorer, matrix, scorer.predict(matrix, 0), approx, 0)
+    means = np.abs(contribs[:, :-1]).mean(axis=0)
+    return {name: float(m) for name, m in zip(names, means, strict=True)}

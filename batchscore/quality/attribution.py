@@ -2,8 +2,8 @@
 
 The score stage records the day's mean |contribution| per feature (all rows, all features,
 in the reasons partition's manifest). Here it is compared with the same statistic on the
-model's training reference (`reference.parquet`, same contribution method; at most
-`REFERENCE_ROWS` rows, `EXACT_REFERENCE_ROWS` for TreeSHAP). One `drift_metrics` row per
+model's training reference (`batchscore.models.reasons.reference_attribution`: same method,
+at most 20,000 rows of `reference.parquet`, 2,000 for TreeSHAP). One `drift_metrics` row per
 feature: feature `attribution:<name>`, method `attribution`, statistic = the day's mean
 |contribution|, threshold = the reference's; drifted when the day's is outside
 [1/RATIO, RATIO] times the reference's. These rows never count in the drift gate (it
@@ -14,31 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 METHOD = "attribution"
 PREFIX = "attribution:"
 RATIO = 2.0
-REFERENCE_ROWS = 20_000
-EXACT_REFERENCE_ROWS = 2_000
-
-
-def reference_attribution(
-    artifact: str, reference: pd.DataFrame, names: list[str], approx: bool, task: str
-) -> dict[str, float]:
-    """The training reference's mean |contribution| per feature, with the scoring pass's method."""
-    from batchscore.models.inference import XGBoostScorer
-    from batchscore.models.reasons import contributions
-
-    rows = REFERENCE_ROWS if approx else EXACT_REFERENCE_ROWS
-    matrix = np.ascontiguousarray(reference[names].head(rows).to_numpy(np.float32))
-    if len(matrix) == 0:
-        return dict.fromkeys(names, 0.0)
-    scorer = XGBoostScorer(artifact, "cpu", task)
-    contribs = contributions(scorer, matrix, scorer.predict(matrix, 0), approx, 0)
-    means = np.abs(contribs[:, :-1]).mean(axis=0)
-    return {name: float(m) for name, m in zip(names, means, strict=True)}
 
 
 def is_shifted(today: float, reference: float) -> bool:

@@ -189,7 +189,7 @@ def test_attribution_rows_compare_with_the_reference_and_never_count_in_the_gate
 def test_reference_attribution_is_the_mean_absolute_contribution(tmp_path):
     import pandas as pd
 
-    from batchscore.quality.attribution import reference_attribution
+    from batchscore.models.reasons import reference_attribution
 
     scorer, x, _ = one_split_model(tmp_path)
     frame = pd.DataFrame(x, columns=["a", "b"])
