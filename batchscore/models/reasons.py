@@ -3,14 +3,16 @@
 XGBoost's `pred_contribs` gives, per row, one contribution per feature plus the bias
 (last column); they sum to the row's margin (log-odds for binary, the value for
 regression). `approx` is Saabas (the change of the node value along the row's path);
-`exact` is TreeSHAP. A multiclass model gives one set per class: the predicted class's is
-kept. Each row's k largest contributions by absolute value become k rows of the reasons
+`exact` is TreeSHAP. Saabas of binary and regression models comes from a vector-leaf copy
+of the model (`saabas.py`: one prediction's cost), else from `pred_contribs`. A multiclass
+model gives one set per class: the predicted class's is kept. Each row's k largest contributions by absolute value become k rows of the reasons
 partition (key, rank 1..k, feature, value, contribution, model_version, run_date); `value`
 is the feature's input as float (NaN when missing).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -21,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from batchscore.models.inference import ModelRef, ScoringError, XGBoostScorer
+from batchscore.models.saabas import predict_contributions, vector_leaf_booster
 from batchscore.storage.lake import REASONS_MANIFEST
 
 
@@ -54,6 +57,9 @@ def contributions(
     """(rows, features + 1) contributions, bias last; multiclass: the predicted class's."""
     import xgboost as xgb
 
+    vector = _vector_leaf(scorer, matrix) if approx and scores.ndim == 1 else None
+    if vector is not None:
+        return predict_contributions(vector, matrix, threads)
     if threads:
         scorer.booster.set_param({"nthread": threads})
     data = xgb.DMatrix(matrix, missing=np.nan, nthread=threads or -1)
@@ -67,6 +73,19 @@ def contributions(
     if values.ndim != 2 or values.shape[1] != matrix.shape[1] + 1:
         raise ScoringError(f"pred_contribs gave shape {values.shape} for {matrix.shape[1]} features")
     return values
+
+
+_VECTOR_LEAF: weakref.WeakKeyDictionary[XGBoostScorer, Any] = weakref.WeakKeyDictionary()
+
+
+def _vector_leaf(scorer: XGBoostScorer, probe: np.ndarray) -> Any | None:
+    """The scorer's vector-leaf Saabas copy (built once per loaded model), or None."""
+    if scorer not in _VECTOR_LEAF:
+        vector = vector_leaf_booster(scorer.booster, probe)
+        if vector is not None:
+            vector.set_param({"device": scorer.device})
+        _VECTOR_LEAF[scorer] = vector
+    return _VECTOR_LEAF[scorer]
 
 
 def top_k(contribs: np.ndarray, k: int) -> np.ndarray:

@@ -139,7 +139,12 @@ def test_score_stage_writes_top_k_reasons_beside_the_scores(spark, churn_setting
 
     ordered = table.sort_by(KEY)
     matrix = feature_matrix(ordered, NAMES)
-    expected = contributions(scorer, matrix, scorer.predict(matrix, 2), approx=True, threads=2)
+    import xgboost as xgb
+
+    # xgboost's own pred_contribs, not the vector-leaf copy the stage uses
+    expected = scorer.booster.predict(
+        xgb.DMatrix(matrix, missing=np.nan), pred_contribs=True, approx_contribs=True, validate_features=False
+    )
     picked = top_k(expected, 3)
     got_features = np.array(reasons.column("feature").to_pylist()).reshape(-1, 3)
     assert (got_features == np.array(NAMES)[picked]).all()
