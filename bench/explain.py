@@ -9,8 +9,9 @@ trees, depth 6), then, interleaved and repeated in the same Spark session:
 - without: `jobs.score.score_partition` (plan, Spark tasks, commit the scores partition);
 - with: the same call with reason codes (contributions in the same tasks, top 3 per row,
   the reasons partition committed beside the scores);
-- limits (one process, rows already in memory, all cores): `inplace_predict`, and
-  `pred_contribs` with the same method: what the scoring pass pays per row for reasons.
+- limits (one process, rows already in memory, all cores): `inplace_predict`, the
+  contributions as the stage computes them (`contribs_only`: the vector-leaf Saabas copy for
+  `approx`), and XGBoost's `pred_contribs` with the same method.
 `ratio` is with / without (a rate ratio, median of the per-repeat ratios; goal >= 0.3 on a
 CPU). Prints one JSON object as its last line and writes it to bench/results/explain.json.
 """
@@ -121,8 +122,11 @@ def limits(files: list[Path], model: Path, approx: bool, rows: int) -> dict[str,
     contribs, _ = timed(
         lambda: len(contributions(scorer, matrix, scorer.predict(matrix, threads), approx, threads))
     )
+    data = xgb.DMatrix(matrix, missing=np.nan, nthread=threads)
+    plain, _ = timed(lambda: len(booster.predict(data, pred_contribs=True, approx_contribs=approx)))
     return {
         "limit_rows": sample,
+        "pred_contribs_only_rows_per_s": round(sample / plain),
         "predict_only_rows_per_s": round(sample / predict),
         "contribs_only_rows_per_s": round(sample / contribs),
     }
