@@ -118,6 +118,7 @@ def limits(files: list[Path], model: Path, approx: bool, rows: int) -> dict[str,
     threads = os.cpu_count() or 1
     booster = xgb.Booster(model_file=str(model))
     booster.set_param({"nthread": threads})
+    contributions(scorer, matrix[:1_000], scorer.predict(matrix[:1_000], threads), approx, threads)  # warm-up
     predict, _ = timed(lambda: int(booster.inplace_predict(matrix, validate_features=False).shape[0]))
     contribs, _ = timed(
         lambda: len(contributions(scorer, matrix, scorer.predict(matrix, threads), approx, threads))
