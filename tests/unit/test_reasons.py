@@ -201,3 +201,24 @@ def test_reference_attribution_is_the_mean_absolute_contribution(tmp_path):
     got = reference_attribution(str(tmp_path / "model.json"), frame, ["a", "b"], approx=True, task="binary")
     expected = np.abs(contributions(scorer, x, scorer.predict(x, 1), True, 1)[:, :2]).mean(axis=0)
     assert got == pytest.approx({"a": expected[0], "b": 0.0}) and got["a"] > 0
+
+
+def test_multiclass_reasons_explain_the_predicted_class(tmp_path):
+    import xgboost as xgb
+
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(600, 4)).astype(np.float32)
+    y = np.digitize(x[:, 0] + x[:, 1], [-0.5, 0.5])
+    booster = xgb.train(
+        {"objective": "multi:softprob", "num_class": 3, "max_depth": 3, "nthread": 1}, xgb.DMatrix(x, y), 10
+    )
+    booster.save_model(tmp_path / "m.ubj")
+    scorer = XGBoostScorer(str(tmp_path / "m.ubj"), "cpu", "multiclass")
+    scores = scorer.predict(x, 1)
+    got = contributions(scorer, x, scores, approx=True, threads=1)
+    per_class = booster.predict(xgb.DMatrix(x), pred_contribs=True, approx_contribs=True)  # (rows, 3, 5)
+    predicted = np.argmax(scores, axis=1)
+    assert len(set(predicted.tolist())) == 3
+    np.testing.assert_allclose(got, per_class[np.arange(600), predicted], atol=1e-6)
+    margins = booster.predict(xgb.DMatrix(x), output_margin=True)
+    np.testing.assert_allclose(got.sum(axis=1), margins[np.arange(600), predicted], atol=1e-4)
