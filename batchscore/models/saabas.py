@@ -8,7 +8,7 @@ same splits whose leaf holds that path's whole contribution vector (features + b
 one `inplace_predict` returns every row's contributions: about the cost of a prediction,
 where `pred_contribs(approx_contribs=True)` costs several. The copy is checked against
 `pred_contribs` on probe rows when it is built; a model it does not fit (multiclass,
-categorical splits, DART, linear) or a failed check gives None, and callers use
+categorical splits, DART, linear, too large a copy) or a failed check gives None, and callers use
 `pred_contribs`.
 """
 
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 PROBE_ROWS = 256
 TOLERANCE = 1e-4
+MAX_LEAF_VALUES = 25_000_000
+"""Above this many leaf values (leaves x (features + 1), float32) the copy is not built."""
 
 
 def _node_means(tree: dict[str, Any]) -> list[float]:
@@ -107,6 +109,10 @@ def vector_leaf_booster(booster: Any, probe: np.ndarray) -> Any | None:
     ):
         return None
     features = int(learner["learner_model_param"]["num_feature"])
+    leaves = sum(t["left_children"].count(-1) for t in trees)
+    if leaves * (features + 1) > MAX_LEAF_VALUES:
+        log.info("vector-leaf Saabas copy would hold %s values; using pred_contribs", leaves * (features + 1))
+        return None
     template = _template(features + 1, features)
     copy = template["learner"]["gradient_booster"]["model"]
     copy["trees"] = [_vector_tree(t, i, features) for i, t in enumerate(trees)]

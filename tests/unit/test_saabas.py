@@ -42,3 +42,11 @@ def test_models_it_does_not_fit_give_none():
     assert vector_leaf_booster(booster, x) is None
     linear, x = trained("reg:squarederror", booster="gblinear")
     assert vector_leaf_booster(linear, x) is None
+
+
+def test_a_copy_too_large_is_not_built(monkeypatch):
+    from batchscore.models import saabas
+
+    booster, x = trained("reg:squarederror")
+    monkeypatch.setattr(saabas, "MAX_LEAF_VALUES", 100)
+    assert vector_leaf_booster(booster, x) is None
