@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from batchscore.models.registry import ModelRegistry
+from batchscore.models.registry import ModelRegistry, ModelVersion
 from batchscore.models.scoring import SCORE_COLUMN
 from batchscore.quality.drift import DriftResult
 from batchscore.settings import Settings, load_settings
@@ -76,8 +76,9 @@ def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any
         thresholds=thresholds,
     )
     lake.push_tree(lake.reports_dir("drift", pipeline.name, run_date))
+    attribution = attribution_metrics(settings, lake, version, run_date, reference, names)
     open_warehouse(settings.platform.warehouse_url).replace_drift_metrics(
-        pipeline.name, run_date, model_version, metric_rows(result)
+        pipeline.name, run_date, model_version, metric_rows(result) + attribution
     )
     return {
         "stage": "drift",
@@ -85,9 +86,33 @@ def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any
         **summarize(result),
         "report": str(html),
         "report_json": str(json_path),
+        "attribution_shifted": sorted(r["feature"] for r in attribution if r["drifted"]),
         "drift_seconds": round(result.seconds, 3),
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def attribution_metrics(
+    settings: Settings,
+    lake: Lake,
+    version: ModelVersion,
+    run_date: date,
+    reference: pd.DataFrame,
+    names: list[str],
+) -> list[dict[str, Any]]:
+    """Attribution drift rows (`batchscore.quality.attribution`) when the day has reason codes."""
+    from batchscore.models.reasons import reference_attribution
+    from batchscore.quality.attribution import attribution_rows
+    from batchscore.storage.lake import read_reasons_manifest
+
+    explain = settings.pipeline.explain
+    reasons = lake.reasons_partition(settings.pipeline.name, version.version, run_date)
+    if explain is None or not lake.available(reasons):
+        return []
+    today = read_reasons_manifest(reasons)["mean_abs_contribution"]
+    artifact = str(version.artifact("model.ubj"))
+    expected = reference_attribution(artifact, reference, names, explain.method == "approx", version.task)
+    return attribution_rows(today, expected)
 
 
 def metric_rows(result: DriftResult) -> list[dict[str, Any]]:

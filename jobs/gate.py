@@ -91,7 +91,8 @@ def recorded_drift(settings: Settings, run_date: date, model_version: int) -> di
     """The drift summary of a run, rebuilt from `drift_metrics` (for running the gate on its own)."""
     rows = open_warehouse(settings.platform.warehouse_url).query(
         "SELECT segment, feature, method, statistic, drifted FROM drift_metrics "
-        "WHERE pipeline = ? AND run_date = ? AND model_version = ? ORDER BY segment, feature",
+        "WHERE pipeline = ? AND run_date = ? AND model_version = ? AND method <> 'attribution' "
+        "ORDER BY segment, feature",
         [settings.pipeline.name, run_date, model_version],
     )
     by_segment: dict[str, list[tuple[str, str, float, bool]]] = {}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from batchscore.errors import PermanentFailure
 from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import Lake, partition_checksum
-from batchscore.storage.warehouse import RunRecord, ScoresSlice, open_warehouse
+from batchscore.storage.warehouse import ReasonsSlice, RunRecord, ScoresSlice, open_warehouse
 from batchscore.storage.warehouse.lineage import PUBLISHED_LINEAGE_SQL
 from jobs.build_features import read_manifest
 from jobs.reuse import MANIFEST
@@ -56,7 +56,7 @@ def run(
     pipeline = settings.pipeline
     warehouse = open_warehouse(settings.platform.warehouse_url)
     published, manifest = publish_slice(
-        settings, warehouse, run_date, model_version, run_id, pipeline.scores_table, force
+        settings, warehouse, run_date, model_version, run_id, pipeline.scores_table, force, with_reasons=True
     )
     timings = {**(stage_seconds or {}), "publish": published["seconds"]}
     publish_cpu = time.process_time() - cpu_started
@@ -106,10 +106,13 @@ def publish_slice(
     run_id: str,
     table: str,
     force: bool = False,
+    with_reasons: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Write-audit-publish one model version's scores partition of `run_date` into `table`, with
     its lineage; a slice that already holds these scores is left alone (`skipped`) unless `force`.
 
+    `with_reasons` (the champion's slice): its reason codes (`explain:`) are published in the
+    same transaction; without `explain:` the slice's earlier reasons are removed with it.
     Returns the publish result and the features partition's manifest (rows, input checksum).
     """
     pipeline = settings.pipeline
@@ -119,6 +122,12 @@ def publish_slice(
     lake.require_complete(features_path)
     lake.require_complete(scores_path)
     manifest = read_manifest(features_path)
+    reasons = None
+    if with_reasons:
+        reasons_path = lake.reasons_partition(pipeline.name, model_version, run_date)
+        if pipeline.explain is not None:
+            lake.require_complete(reasons_path)
+        reasons = ReasonsSlice(pipeline.reasons_table, reasons_path if pipeline.explain else None)
     target = ScoresSlice(
         pipeline=pipeline.name,
         table=table,
@@ -137,7 +146,12 @@ def publish_slice(
     if unchanged is not None:
         return unchanged, manifest
     context = read_context(settings, lake, run_date, manifest)
-    return warehouse.publish_scores(target, scores_path, expected_rows=rows, context=context), manifest
+    published = warehouse.publish_scores(
+        target, scores_path, expected_rows=rows, context=context, reasons=reasons
+    )
+    if reasons is not None and reasons.path is not None:
+        published["reasons_table"] = reasons.table
+    return published, manifest
 
 
 def read_context(settings: Settings, lake: Lake, run_date: date, manifest: dict[str, Any]) -> pa.Table | None:

@@ -32,7 +32,12 @@ MANIFEST = "_batchscore.json"
 FEATURE_CODE = ("features",)
 """Modules whose source computes every feature set (besides the pipeline's own feature module)."""
 
-SCORING_CODE = ("batchscore.models.inference", "batchscore.models.scoring")
+SCORING_CODE = (
+    "batchscore.models.inference",
+    "batchscore.models.scoring",
+    "batchscore.models.reasons",
+    "batchscore.models.saabas",
+)
 """Modules whose source turns features into scores."""
 
 OUTPUT_NEUTRAL_INFERENCE = frozenset({"batch_rows"})
@@ -100,6 +105,7 @@ def scores_fingerprint(
                 for r in refs
             ],
             "inference": inference,
+            "explain": pipeline.explain.model_dump() if pipeline.explain else None,
             "entity_key": pipeline.dataset.entity_key,
             "code": source_hashes(SCORING_CODE),
         }

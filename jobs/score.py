@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from batchscore.models.devices import resolve_device
 from batchscore.models.inference import ModelRef, ScoringError
+from batchscore.models.reasons import ExplainSpec, check_explainable, commit_reasons
 from batchscore.models.registry import BACKEND_ARTIFACTS, ModelRegistry, ModelVersion, RegistryError
 from batchscore.models.scoring import (
     TASK_RESULT_DDL,
@@ -214,7 +215,11 @@ def run(
     versions = [v for v in (version, challenger) if v is not None]
     finals = {v.version: lake.scores_partition(pipeline.name, v.version, run_date) for v in versions}
     fingerprint = pass_fingerprint(settings, features_path, manifest, versions)
-    reused = None if force else reusable(lake, list(finals.values()), fingerprint, started)
+    # a pass that explains its scores is reused only with its reasons partition
+    outputs = [*finals.values()]
+    if pipeline.explain is not None:
+        outputs.append(lake.reasons_partition(pipeline.name, model_version, run_date))
+    reused = None if force else reusable(lake, outputs, fingerprint, started)
     if reused is not None:
         return reused
     spark = spark or get_spark(settings.platform)
@@ -227,6 +232,11 @@ def run(
             "fingerprint": fingerprint,
         }
 
+    explain = None
+    if pipeline.explain is not None:
+        spec = ExplainSpec(pipeline.explain.top_k, approx=pipeline.explain.method == "approx")
+        check_explainable(refs[0], spec)
+        explain = (spec, lake.reasons_partition(pipeline.name, model_version, run_date))
     scored = score_partition(
         spark,
         lake,
@@ -237,6 +247,7 @@ def run(
         pipeline.dataset.entity_key,
         run_date,
         pipeline.inference.batch_rows,
+        explain,
         on_staged=manifest_writer(fingerprint, result_of),
     )
     return {**result_of(scored), "reused": False}
@@ -253,12 +264,13 @@ def pass_fingerprint(
 
 def manifest_writer(
     fingerprint: str, result_of: Callable[[dict[str, Any]], dict[str, Any]]
-) -> Callable[[dict[int, Path], dict[str, Any]], None]:
-    """Writes the pass's fingerprint and result into every staged scores partition before the commit."""
+) -> Callable[[list[Path], dict[str, Any]], None]:
+    """Writes the pass's fingerprint and result into every staged partition (scores, reasons)
+    before the commit."""
 
-    def write(stagings: dict[int, Path], scored: dict[str, Any]) -> None:
+    def write(stagings: list[Path], scored: dict[str, Any]) -> None:
         result = result_of(scored)
-        for staging in stagings.values():
+        for staging in stagings:
             write_manifest(staging, fingerprint, result)
 
     return write
@@ -291,6 +303,8 @@ def stage_result(
         "rows_per_s": round(rows[model_version] / seconds, 1) if seconds else None,
         "challenger": None,
     }
+    if "reasons" in scored:
+        result["reasons"] = scored["reasons"]
     if challenger is not None:
         result["challenger"] = {
             "model_version": challenger.version,
@@ -310,20 +324,26 @@ def score_partition(
     entity_key: str,
     run_date: date,
     batch_rows: int,
-    on_staged: Callable[[dict[int, Path], dict[str, Any]], None] | None = None,
+    explain: tuple[ExplainSpec, Path] | None = None,
+    on_staged: Callable[[list[Path], dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Score the partition's files with every model in one pass; commit one partition per model.
 
     Each final partition is replaced atomically (staged, reported files only, `_SUCCESS`,
-    rename); on any error none of them changes. `on_staged` sees the staged partitions and the
-    pass's outcome just before the commit (the score stage writes its manifests there).
+    rename); on any error none of them changes. With `explain` (spec, final reasons
+    partition), the champion's reason codes are computed in the same tasks and committed to
+    their own partition, tied to the scores by checksum (committed just before them).
+    `on_staged` sees the staged partitions (scores and reasons) and the pass's outcome just
+    before the commit (the score stage writes its manifests there).
     """
     total_cores, task_cpus, executor_cores = cluster_shape(spark)
     planned = plan_work(files, task_count(rows_in, total_cores // task_cpus, MAX_TASK_ROWS))
     threads = threads_per_task(total_cores, len(planned), task_cpus, executor_cores)
     key_type = key_type_of(files, entity_key)
+    reason_rows = 0
     with ExitStack() as stack:
         stagings = {v: stack.enter_context(lake.staged_partition(final)) for v, final in finals.items()}
+        reasons = stack.enter_context(lake.staged_partition(explain[1])) if explain else None
         first = stagings[refs[0].version]
         spec = ScoringPass(
             items=tuple(planned),
@@ -334,16 +354,29 @@ def score_partition(
             batch_rows=batch_rows,
             threads=threads,
             key_type=key_type,
+            explain=explain[0] if explain else None,
         )
         reports = collect_reports(transform(spark, spec)) if planned else []
         commit_task_outputs(reports, planned, stagings)
         if not planned:
             write_empty(stagings, entity_key, key_type, refs[0].classes)
         rows = {v: partition_rows(staging) for v, staging in stagings.items()}
-        scored = {"rows": rows, "reports": reports, "tasks": len(planned), "threads_per_task": threads}
+        if explain and reasons is not None:
+            champion = refs[0]
+            reason_rows = commit_reasons(
+                reports, len(planned), reasons, champion, explain[0], first, entity_key, key_type
+            )
+        done: dict[str, Any] = {
+            "rows": rows,
+            "reports": reports,
+            "tasks": len(planned),
+            "threads_per_task": threads,
+        }
+        if explain:
+            done["reasons"] = {"rows": reason_rows, "path": str(explain[1]), "top_k": explain[0].top_k}
         if on_staged is not None:
-            on_staged(stagings, scored)
-    return scored
+            on_staged([*stagings.values(), *([reasons] if reasons is not None else [])], done)
+    return done
 
 
 def collect_reports(tasks: DataFrame) -> list[dict[str, Any]]:

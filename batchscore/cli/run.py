@@ -102,6 +102,18 @@ def _print_summary(settings: Any, run_date: date, outcome: dict[str, Any]) -> No
         f'    .venv/bin/batchscore sql "SELECT * FROM latest_{pipeline.scores_table} ORDER BY score DESC LIMIT 10"'
     )
     print('    .venv/bin/batchscore sql "SELECT * FROM run_history LIMIT 5"')
+    if pipeline.explain is not None:
+        reasons = results["score"].get("reasons") or {}
+        key, table = pipeline.dataset.entity_key, pipeline.reasons_table
+        print(f"  reasons:    {reasons.get('rows', 0):,} rows, top {pipeline.explain.top_k} per scored row")
+        print(
+            f'    .venv/bin/batchscore sql "SELECT feature, count(*) AS top_reason FROM {table} '
+            f"WHERE rank = 1 AND run_date = '{run_date}' GROUP BY feature ORDER BY 2 DESC\""
+        )
+        print(
+            f'    .venv/bin/batchscore sql "SELECT * FROM {table} WHERE {key} = '
+            f"(SELECT min({key}) FROM {table}) AND run_date = '{run_date}' ORDER BY rank\""
+        )
 
 
 def _print_reuse(results: dict[str, Any], run_date: date) -> None:

@@ -38,12 +38,16 @@ from batchscore.models.inference import (
     XGBoostScorer,
     feature_matrix,
 )
+from batchscore.models.reasons import ExplainSpec, ReasonsWriter
 from batchscore.storage.lake import file_sha256
 
 log = logging.getLogger(__name__)
 
 SCORE_COLUMN = "score"
-TASK_RESULT_DDL = "item long, model_version long, file string, rows long, pid long, loads long, device string"
+TASK_RESULT_DDL = (
+    "item long, model_version long, file string, rows long, pid long, loads long, device string, "
+    "reasons_file string, attribution string"
+)
 
 
 _SCORERS: dict[tuple[str, str, str], Scorer] = {}
@@ -240,6 +244,8 @@ class ScoringPass:
     batch_rows: int
     threads: int
     key_type: pa.DataType = INT_KEY
+    explain: ExplainSpec | None = None
+    """When set, the champion's reason codes are written beside its scores (`reasons`)."""
 
 
 def attempt_file(attempts_dir: str, version: int, item: int, attempt: str) -> Path:
@@ -256,8 +262,10 @@ def run_work_item(spec: ScoringPass, item: WorkItem, attempt: str) -> list[dict[
     names = spec.refs[0].feature_names
     outputs = [attempt_file(spec.attempts_dir, ref.version, item.index, attempt) for ref in spec.refs]
     writers: list[pq.ParquetWriter] = []
+    explained: ReasonsWriter | None = None
     rows = 0
     try:
+        explained = _reasons_writer(spec, item, attempt)
         for path in outputs:
             path.parent.mkdir(parents=True, exist_ok=True)
             schema = output_schema(spec.entity_key, spec.key_type, spec.refs[0].classes)
@@ -277,10 +285,15 @@ def run_work_item(spec: ScoringPass, item: WorkItem, attempt: str) -> list[dict[
                 writer.write_batch(
                     scores_batch(keys, model_scores, ref.version, spec.run_date, spec.entity_key, ref.classes)
                 )
+            if explained is not None:
+                matrix = feature_matrix(batch, names)
+                explained.write(scorers[0], keys, matrix, scores[0], spec.threads, spec.run_date)
             rows += batch.num_rows
     finally:
         for writer in writers:
             writer.close()
+        if explained is not None:
+            explained.close()
     if rows != item.rows:
         raise ScoringError(f"work item {item.index} read {rows} rows, its footers promised {item.rows}")
     return [
@@ -292,9 +305,23 @@ def run_work_item(spec: ScoringPass, item: WorkItem, attempt: str) -> list[dict[
             "pid": os.getpid(),
             "loads": LOAD_COUNT["loads"],
             "device": scorer.device,
+            **(
+                explained.report()
+                if explained is not None and n == 0
+                else {"reasons_file": "", "attribution": ""}
+            ),
         }
-        for ref, scorer, path in zip(spec.refs, scorers, outputs, strict=True)
+        for n, (ref, scorer, path) in enumerate(zip(spec.refs, scorers, outputs, strict=True))
     ]
+
+
+def _reasons_writer(spec: ScoringPass, item: WorkItem, attempt: str) -> ReasonsWriter | None:
+    """The champion's reasons file of this attempt (beside its scores attempts), when explaining."""
+    if spec.explain is None:
+        return None
+    path = attempt_file(spec.attempts_dir, spec.refs[0].version, item.index, attempt)
+    path = path.parent.with_name("reasons") / path.name
+    return ReasonsWriter(path, spec.explain, spec.refs[0], spec.entity_key, spec.key_type)
 
 
 def _on_gpu(scorers: Sequence[Scorer]) -> bool:
@@ -370,6 +397,8 @@ def _task_result_schema() -> pa.Schema:
             ("pid", pa.int64()),
             ("loads", pa.int64()),
             ("device", pa.string()),
+            ("reasons_file", pa.string()),
+            ("attribution", pa.string()),
         ]
     )
 

@@ -73,6 +73,20 @@ class InferenceSettings(_Strict):
     batch_rows: int = Field(default=65_536, gt=0)
 
 
+class ExplainSettings(_Strict):
+    """Reason codes: the top `top_k` feature contributions per scored row, computed in the
+    scoring pass with XGBoost's `pred_contribs` and published with the scores' slice.
+
+    `method: approx` is Saabas (path attribution, about 10x the cost of a prediction);
+    `exact` is TreeSHAP (hundreds of times it on a CPU: for small days or a GPU).
+    Contributions are in margin units (log-odds for binary); multiclass uses the predicted
+    class's. ONNX models have none (the score stage refuses).
+    """
+
+    top_k: int = Field(gt=0, le=50)
+    method: Literal["approx", "exact"] = "approx"
+
+
 class SensorSettings(_Strict):
     """How long to wait for the day's raw partition before failing the run."""
 
@@ -254,6 +268,7 @@ class PipelineSettings(_Strict):
     warehouse: WarehouseSettings = WarehouseSettings()
     output: OutputSettings = OutputSettings()
     health: HealthSettings = HealthSettings()
+    explain: ExplainSettings | None = None
     tags: list[str] = []
 
     def context_problem(self) -> str | None:
@@ -285,6 +300,11 @@ class PipelineSettings(_Strict):
     def shadow_scores_table(self) -> str:
         """Where challenger scores are published: same columns, never the champion's table."""
         return f"shadow_{self.scores_table}"
+
+    @property
+    def reasons_table(self) -> str:
+        """Where the champion's reason codes are published (`explain:`), next to its scores."""
+        return f"score_reasons_{self.name}"
 
     @property
     def expectations_dir(self) -> Path:

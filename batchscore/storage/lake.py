@@ -5,6 +5,7 @@ Layout (all keyed by the run's logical date, never by wall-clock time):
     raw/<dataset>/dt=YYYY-MM-DD/part-*.parquet + _SUCCESS        landed upstream
     features/<pipeline>/dt=YYYY-MM-DD/                            build_features
     scores/<pipeline>/model_version=N/dt=YYYY-MM-DD/              score
+    reasons/<pipeline>/model_version=N/dt=YYYY-MM-DD/             score (`explain:`), + _reasons.json
     reports/<kind>/<pipeline>/dt=YYYY-MM-DD/[<stage>/]            validation, drift, health
     models/<model>/...                                            the registry
 
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from batchscore.storage.object_store import S3Store
 
 SUCCESS_MARKER = "_SUCCESS"
+REASONS_MANIFEST = "_reasons.json"
+"""In a reasons partition: top_k, method, the checksum of the scores partition the reasons
+were computed with, and the day's mean |contribution| per feature (attribution drift)."""
 
 
 class PartitionError(PermanentFailure, RuntimeError):
@@ -77,6 +81,9 @@ class Lake:
 
     def scores_partition(self, pipeline: str, model_version: int, dt: date) -> Path:
         return self.root / "scores" / pipeline / f"model_version={model_version}" / f"dt={dt.isoformat()}"
+
+    def reasons_partition(self, pipeline: str, model_version: int, dt: date) -> Path:
+        return self.root / "reasons" / pipeline / f"model_version={model_version}" / f"dt={dt.isoformat()}"
 
     def reports_dir(self, kind: str, pipeline: str, dt: date, stage: str | None = None) -> Path:
         path = self.root / "reports" / kind / pipeline / f"dt={dt.isoformat()}"
@@ -307,6 +314,14 @@ def partition_checksum(partition: Path) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def read_reasons_manifest(partition: Path) -> dict[str, Any]:
+    """The reasons partition's `_reasons.json`; fails clearly when it is missing."""
+    path = partition / REASONS_MANIFEST
+    if not path.is_file():
+        raise PartitionError(f"reasons partition {partition} has no {REASONS_MANIFEST}")
+    return dict(json.loads(path.read_text()))
 
 
 def file_sha256(path: Path) -> str:

@@ -96,8 +96,17 @@ def test_two_days_then_a_rerun_publish_exactly_once(home):
             "SELECT run_date, status, rows_in, rows_out, model_version FROM scoring_runs ORDER BY recorded_at"
         ).fetchall()
         drift = con.execute(
-            "SELECT count(DISTINCT feature), count(DISTINCT run_date) FROM drift_metrics"
+            "SELECT count(DISTINCT feature), count(DISTINCT run_date) FROM drift_metrics "
+            "WHERE method <> 'attribution'"
         ).fetchone()
+        attribution = con.execute(
+            "SELECT run_date, count(*) FROM drift_metrics WHERE method = 'attribution' GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        reasons = con.execute(
+            "SELECT r.run_date, count(*), count(DISTINCT r.customer_id), min(r.rank), max(r.rank) "
+            "FROM score_reasons_churn r JOIN scores_churn s USING (customer_id, run_date, model_version) "
+            "GROUP BY 1 ORDER BY 1"
+        ).fetchall()
         events = con.execute("SELECT run_date, decision FROM model_events ORDER BY run_date").fetchall()
     assert runs == [
         (DAY1, "published", ROWS, ROWS, 1),
@@ -116,6 +125,8 @@ def test_two_days_then_a_rerun_publish_exactly_once(home):
             [DAY1],
         ).fetchall()
     assert context == sorted(zip(*(raw.column(n).to_pylist() for n in raw.column_names), strict=True))
+    assert attribution == [(DAY1, 24), (DAY2, 24)], "mean |contribution| of each feature, each day"
+    assert reasons == [(d, 3 * ROWS, ROWS, 1, 3) for d in (DAY1, DAY2)], "3 reasons per scored row"
     assert events == [(DAY1, "pass"), (DAY2, "pass")]
     reports = home / "lake" / "reports"
     for stage in ("raw", "features", "scores"):

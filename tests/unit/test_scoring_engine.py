@@ -111,6 +111,8 @@ def lake(churn_settings: Settings, models: Path) -> Lake:
 
 def with_inference(settings: Settings, **changes: object) -> Settings:
     pipeline = settings.pipeline
+    if "explain" in changes:
+        pipeline = pipeline.model_copy(update={"explain": changes.pop("explain")})
     if "challenger_alias" in changes:
         model = pipeline.model.model_copy(update={"challenger_alias": changes.pop("challenger_alias")})
         pipeline = pipeline.model_copy(update={"model": model})
@@ -219,7 +221,7 @@ def test_a_rerun_reuses_the_scores_until_the_features_or_a_model_change(spark, c
 def test_onnx_backend_in_spark_agrees_with_xgboost(spark, churn_settings, lake):
     table = features_table(1_000, seed=3)
     write_features_partition(lake, table)
-    job.run(with_inference(churn_settings, backend="onnx"), DAY, 1, spark)
+    job.run(with_inference(churn_settings, backend="onnx", explain=None), DAY, 1, spark)
     onnx = read_scores(lake.scores_partition("churn", 1, DAY))
     got = dict(zip(onnx.column(KEY).to_pylist(), onnx.column("score").to_pylist(), strict=True))
     expected = in_process_scores(lake, 1, table, backend="xgboost")

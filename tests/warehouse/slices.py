@@ -33,3 +33,33 @@ def scores_file(folder: Path, keys, scores, version=1, run_date=DAY) -> Path:  #
 
 def target(run_id: str = "run-1", version: int = 1, day: date = DAY) -> ScoresSlice:
     return ScoresSlice("churn", "scores_churn", "customer_id", day, "churn_xgb", version, run_id)
+
+
+def reasons_file(  # type: ignore[no-untyped-def]
+    folder: Path, scores: Path, keys, k: int = 3, shift: float = 0.0, version=1, run_date=DAY
+) -> Path:
+    """A reasons partition as `jobs.score` writes it: k rows per key, tied to `scores` by checksum."""
+    import json
+
+    from batchscore.storage.lake import REASONS_MANIFEST, partition_checksum
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [(key, rank) for key in keys for rank in range(1, k + 1)]
+    pq.write_table(
+        pa.table(
+            {
+                "customer_id": pa.array([key for key, _ in rows], pa.int64()),
+                "rank": pa.array([rank for _, rank in rows], pa.int16()),
+                "feature": pa.array([f"f{rank}" for _, rank in rows], pa.string()),
+                "value": pa.array([float(key) for key, _ in rows], pa.float64()),
+                "contribution": pa.array([1.0 / rank + shift for _, rank in rows], pa.float64()),
+                "model_version": pa.array([version] * len(rows), pa.int64()),
+                "run_date": pa.array([run_date] * len(rows), pa.date32()),
+            }
+        ),
+        folder / "part-00000.parquet",
+    )
+    manifest = {"model_version": version, "top_k": k, "scores_checksum": partition_checksum(scores)}
+    (folder / REASONS_MANIFEST).write_text(json.dumps(manifest))
+    (folder / "_SUCCESS").touch()
+    return folder

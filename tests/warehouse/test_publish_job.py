@@ -12,7 +12,7 @@ from batchscore.settings import load_settings
 from batchscore.storage.lake import SUCCESS_MARKER, Lake, partition_checksum
 from jobs import publish
 from tests.conftest import settings_env
-from tests.warehouse.slices import DAY, scores_file
+from tests.warehouse.slices import DAY, reasons_file, scores_file
 
 
 def land_day(lake: Lake, raw_columns: dict[str, list[object]] | None = None) -> str:
@@ -37,6 +37,9 @@ def land_day(lake: Lake, raw_columns: dict[str, list[object]] | None = None) -> 
     (features / SUCCESS_MARKER).touch()
     scores = scores_file(lake.scores_partition("churn", 1, DAY), [1, 2, 3], [0.2, 0.4, 0.6])
     (scores / SUCCESS_MARKER).touch()
+    reasons_file(
+        lake.reasons_partition("churn", 1, DAY), scores, [1, 2, 3]
+    )  # churn.yaml has explain: top_k 3
     return checksum
 
 
@@ -68,6 +71,12 @@ def test_publish_job_records_every_attempt_with_its_cost(warehouse_url, tmp_path
         (2, 0.4, "scheduled__2026-11-21", None, "pro", "two-year"),
         (3, 0.6, "scheduled__2026-11-21", "east", "basic", "one-year"),
     ]
+    assert result["reasons_table"] == "score_reasons_churn"
+    assert warehouse.query("SELECT customer_id, count(*) FROM score_reasons_churn GROUP BY 1 ORDER BY 1") == [
+        (1, 3),
+        (2, 3),
+        (3, 3),
+    ]
     runs = warehouse.query(
         "SELECT try_number, status, rows_in, rows_out, input_checksum, cpu_seconds, cpu_s_per_million_rows "
         "FROM scoring_runs ORDER BY try_number"
@@ -92,7 +101,9 @@ def test_a_rerun_with_unchanged_scores_is_a_no_op_unless_forced(warehouse_url, t
 
     settings = load_settings("churn", settings_env(tmp_path, BATCHSCORE_WAREHOUSE_URL=warehouse_url))
     # without context columns: this test fakes the features' input checksum, not a raw partition
-    no_context = settings.pipeline.model_copy(update={"output": type(settings.pipeline.output)()})
+    no_context = settings.pipeline.model_copy(
+        update={"output": type(settings.pipeline.output)(), "explain": None}
+    )
     settings = settings.model_copy(update={"pipeline": no_context})
     lake = Lake(settings.platform.lake_url)
     features = lake.features_partition("churn", DAY)

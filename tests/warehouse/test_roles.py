@@ -11,9 +11,9 @@ import pytest
 from psycopg import sql
 
 from batchscore.cli import main
-from batchscore.storage.warehouse import MIGRATIONS, open_warehouse
+from batchscore.storage.warehouse import MIGRATIONS, ReasonsSlice, open_warehouse
 from tests.warehouse.conftest import pg_admin
-from tests.warehouse.slices import scores_file, target
+from tests.warehouse.slices import reasons_file, scores_file, target
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,12 @@ def test_writer_publishes_and_analyst_only_reads(pg_url, role_names, tmp_path, m
     as_writer = open_warehouse(as_role(pg_url, writer))
     day = date(2026, 11, 22)
     new_day = scores_file(tmp_path / "b", [1, 2, 3], [0.3, 0.3, 0.3], run_date=day)
-    published = as_writer.publish_scores(target("run-writer", day=day), new_day, expected_rows=3)
+    reasons = ReasonsSlice(
+        "score_reasons_churn", reasons_file(tmp_path / "br", new_day, [1, 2, 3], run_date=day)
+    )
+    published = as_writer.publish_scores(
+        target("run-writer", day=day), new_day, expected_rows=3, reasons=reasons
+    )
     as_writer.publish_scores(target("run-writer"), scores_file(tmp_path / "c", [1], [0.9]), expected_rows=1)
     assert as_writer.query(
         "SELECT run_date, count(*), min(run_id) FROM scores_churn GROUP BY 1 ORDER BY 1"
@@ -70,11 +75,14 @@ def test_writer_publishes_and_analyst_only_reads(pg_url, role_names, tmp_path, m
         assert con.execute("SELECT count(*) FROM latest_scores_churn").fetchone() == (3,)
         assert con.execute("SELECT count(*) FROM scores_churn_by_day").fetchone() == (2,)
         assert con.execute("SELECT count(*) FROM run_history").fetchone() == (0,)
+        # the reasons table was created by the writer after init-roles: default privileges
+        assert con.execute("SELECT count(*) FROM score_reasons_churn").fetchone() == (9,)
         partition = sql.Identifier(published["partition"])  # created after init-roles: default privileges
         assert con.execute(sql.SQL("SELECT count(*) FROM {}").format(partition)).fetchone() == (3,)
         for statement in (
             "INSERT INTO scores_churn VALUES (9, '2026-11-21', 'churn', 'm', 1, 0.5, 'x')",
             "DELETE FROM scores_churn",
+            "DELETE FROM score_reasons_churn",
             "DELETE FROM published_slices",
             "INSERT INTO scoring_runs (attempt_id) VALUES ('x')",
             "CREATE TABLE sneaky (x INTEGER)",

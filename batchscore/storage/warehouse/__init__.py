@@ -24,6 +24,7 @@ from batchscore.storage.warehouse.contract import (
     validate_identifier,
 )
 from batchscore.storage.warehouse.duckdb_store import DuckDBWarehouse
+from batchscore.storage.warehouse.reasons import ReasonsSlice
 
 if TYPE_CHECKING:
     from batchscore.storage.warehouse.postgres_store import PostgresWarehouse
@@ -36,6 +37,7 @@ __all__ = [
     "DuckDBWarehouse",
     "InvalidIdentifier",
     "PausePoint",
+    "ReasonsSlice",
     "RunRecord",
     "ScoresSlice",
     "UnsupportedWarehouse",

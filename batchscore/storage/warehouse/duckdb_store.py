@@ -30,17 +30,22 @@ from batchscore.storage.warehouse.contract import (
     RunRecord,
     ScoresSlice,
     audit_scores,
-    check_classes,
     key_kind,
     no_pause,
     now,
-    other_key_kind,
     quoted,
     raise_on_failures,
     read_scores,
     with_backoff,
 )
-from batchscore.storage.warehouse.duckdb_legacy import SharedScoresTable, convert_wide_table
+from batchscore.storage.warehouse.duckdb_tables import (
+    KEY_SQL,
+    ROWS_SCHEMA,
+    SharedScoresTable,
+    check_key_kind,
+    convert_wide_table,
+    table_type,
+)
 from batchscore.storage.warehouse.multiclass import class_columns, columns_sql
 from batchscore.storage.warehouse.output_contract import (
     Columns,
@@ -49,12 +54,10 @@ from batchscore.storage.warehouse.output_contract import (
     names_of,
     with_context,
 )
+from batchscore.storage.warehouse.reasons import ReasonsSlice, audited_reasons, replace_duckdb_reasons
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-ROWS_SCHEMA = "slice_rows"
-"""Where the narrow rows behind each scores view are stored (analysts query the views)."""
 
 OPENING = threading.Lock()
 """Threads of one process share DuckDB's database instance; opening and closing it concurrently races."""
@@ -72,34 +75,6 @@ def is_write_conflict(exc: BaseException) -> bool:
     # Every write here deletes its keys before inserting them, so a duplicate key means a
     # concurrent writer inserted the same key first (a retry replaces it, a real bug re-raises).
     return isinstance(exc, duckdb.ConstraintException) and "Duplicate key" in message
-
-
-def table_type(con: Any, schema: str, name: str) -> str | None:
-    """'BASE TABLE', 'VIEW', or None when `schema.name` does not exist."""
-    row = con.execute(
-        "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, name],
-    ).fetchone()
-    return None if row is None else str(row[0])
-
-
-KEY_SQL = {"integer": "BIGINT", "string": "VARCHAR"}
-
-
-def check_key_kind(con: Any, table: str, entity_key: str, key: str, classes: tuple[str, ...] = ()) -> None:
-    """A scores table keeps one kind of entity key and the classes it was created for:
-    publishing the other kind, or other classes, is refused."""
-    columns = dict(
-        con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
-            "AND table_name = ? ORDER BY ordinal_position",
-            [ROWS_SCHEMA, table],
-        ).fetchall()
-    )
-    stored = columns.get(entity_key)
-    if stored is not None and stored != KEY_SQL[key]:
-        raise other_key_kind(table, entity_key, stored, key)
-    check_classes(table, list(columns), classes)
 
 
 class DuckDBWarehouse:
@@ -198,7 +173,7 @@ class DuckDBWarehouse:
                 try:
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS {ROWS_SCHEMA}")
                     if table_type(con, "main", table) == "BASE TABLE":
-                        convert_wide_table(con, table, entity_key, ROWS_SCHEMA)
+                        convert_wide_table(con, table, entity_key)
                     con.execute(
                         f"""CREATE TABLE IF NOT EXISTS {stored} ({k} {KEY_SQL[key]} NOT NULL,
                             run_date DATE NOT NULL, model_version INTEGER NOT NULL,
@@ -222,8 +197,10 @@ class DuckDBWarehouse:
         expected_rows: int,
         pause_at: PausePoint = no_pause,
         context: pa.Table | None = None,
+        reasons: ReasonsSlice | None = None,
     ) -> dict[str, Any]:
-        """Audit the scores, then replace the slice in one transaction; raises AuditFailed on bad scores.
+        """Audit the scores (and their reasons), then replace the slice and its reasons in one
+        transaction; raises AuditFailed on bad scores or reasons.
 
         `context` (entity key and context columns, from the raw partition) is joined to the
         scores by key and published beside them under the table's output contract.
@@ -234,6 +211,7 @@ class DuckDBWarehouse:
         key = key_kind(scores, target.entity_key)
         self.ensure_scores_table(target.table, target.entity_key, key, target.probability, target.classes)
         raise_on_failures(audit_scores(scores, target, expected_rows), target)
+        explained = audited_reasons(reasons, scores, target, scores_path)
         scores, columns = with_context(scores, target, context)
         self.ensure_contract(target, columns)
         # the audit proved run_date and model_version equal the slice's: only keys and scores are stored
@@ -247,7 +225,7 @@ class DuckDBWarehouse:
         def swap() -> int:
             nonlocal attempts
             attempts += 1
-            return self._swap(target, audited, expected_rows, pause_at)
+            return self._swap(target, audited, expected_rows, pause_at, (reasons, explained, KEY_SQL[key]))
 
         replaced: int = self._retrying(swap)
         timings["swap"] = time.perf_counter() - started - timings["read_audit"]
@@ -262,7 +240,14 @@ class DuckDBWarehouse:
             "cpu_seconds": round(time.process_time() - cpu_started, 3),
         }
 
-    def _swap(self, target: ScoresSlice, audited: pa.Table, expected_rows: int, pause_at: PausePoint) -> int:
+    def _swap(
+        self,
+        target: ScoresSlice,
+        audited: pa.Table,
+        expected_rows: int,
+        pause_at: PausePoint,
+        reasons: tuple[ReasonsSlice | None, pa.Table | None, str] = (None, None, ""),
+    ) -> int:
         """Replace the slice's rows and its `published_slices` row in one transaction; returns rows replaced.
 
         The audited Arrow table is scanned by DuckDB in place (no second read of the files);
@@ -305,6 +290,7 @@ class DuckDBWarehouse:
                 con.unregister("audited_scores")
                 if inserted != expected_rows:
                     raise RuntimeError(f"inserted {inserted} rows, expected {expected_rows}; rolled back")
+                replace_duckdb_reasons(con, reasons[0], target, reasons[1], reasons[2])
                 pause_at("swapped")
                 con.execute("COMMIT")
             except BaseException:

@@ -57,6 +57,13 @@ from batchscore.storage.warehouse.output_contract import (
 from batchscore.storage.warehouse.pg_binary import copy_stream
 from batchscore.storage.warehouse.pg_sql import copy_columns, lock_key, partition_sql, split_url, to_pyformat
 from batchscore.storage.warehouse.postgres_roles import grant_roles
+from batchscore.storage.warehouse.reasons import ReasonsSlice, audited_reasons
+from batchscore.storage.warehouse.reasons_pg import (
+    ensure_reasons_table,
+    paired_partition,
+    stage_reasons,
+    swap_reasons,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -198,8 +205,10 @@ class PostgresWarehouse:
         expected_rows: int,
         pause_at: PausePoint = no_pause,
         context: pa.Table | None = None,
+        reasons: ReasonsSlice | None = None,
     ) -> dict[str, Any]:
-        """Audit, COPY into a fresh partition, swap it in, all in one transaction; raises AuditFailed on bad scores.
+        """Audit, COPY into a fresh partition, swap it in (with the slice's reasons), all in one
+        transaction; raises AuditFailed on bad scores or reasons.
 
         `context` (entity key and context columns, from the raw partition) is joined to the
         scores by key and published beside them under the table's output contract.
@@ -211,6 +220,9 @@ class PostgresWarehouse:
         self.ensure_scores_table(target.table, target.entity_key, key, target.probability, target.classes)
         scores, columns = with_context(scores, target, context)
         payload = self._audit_and_encode(target, scores, expected_rows, names_of(columns))
+        explained = audited_reasons(reasons, scores, target, scores_path)
+        if reasons is not None and explained is not None:
+            ensure_reasons_table(self, reasons, target.entity_key, PG_KEY_SQL[key])
         stored = self.ensure_contract(target, columns)
         timings: dict[str, float] = {"read_audit": time.perf_counter() - started}
         t, k = self.ident(target.table), self.ident(target.entity_key)
@@ -228,8 +240,13 @@ class PostgresWarehouse:
             mark = time.perf_counter()
             self._index_keys(con, target, part, k, scores)
             timings["index"] = time.perf_counter() - mark
+            staged = None
+            if reasons is not None and explained is not None:
+                staged = paired_partition(reasons.table, partition_name)
+                stage_reasons(con, self, target, reasons, explained, PG_KEY_SQL[key], staged)
             pause_at("staged")
             mark = time.perf_counter()
+            swap_reasons(con, self, target, reasons, staged)
             replaced_rows = self._swap(con, target, t, part, partition_name, expected_rows)
             timings["swap"] = time.perf_counter() - mark
             pause_at("swapped")
