@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from batchscore.models.devices import resolve_device
 from batchscore.models.inference import ModelRef, ScoringError
-from batchscore.models.reasons import ExplainSpec, check_explainable, commit_reasons
+from batchscore.models.reasons import ExplainSpec, commit_reasons
 from batchscore.models.registry import BACKEND_ARTIFACTS, ModelRegistry, ModelVersion, RegistryError
 from batchscore.models.scoring import (
     TASK_RESULT_DDL,
@@ -44,7 +44,8 @@ from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import Lake, partition_checksum
 from features import load_feature_set
 from jobs.build_features import partition_rows, read_manifest
-from jobs.reuse import reusable, scores_fingerprint, write_manifest
+from jobs.reuse import reusable, scores_fingerprint
+from jobs.score_pass import explain_of, manifest_writer, pass_outputs
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -190,13 +191,9 @@ def run(
     challenger_pinned: bool = False,
     force: bool = False,
 ) -> dict[str, Any]:
-    """Score the features partition of `run_date` with `model_version` (+ challenger in shadow).
-
-    The challenger is `challenger_version` when given or pinned (the DAG pins it in
-    resolve_model), else the pipeline's `model.challenger_alias` as it stood on `run_date`;
-    its scores go to their own lake partition. Complete score partitions with this pass's
-    fingerprint (same features, models and inference settings) are reused, unless `force`.
-    """
+    """Score the features partition of `run_date` with `model_version` (+ challenger in shadow:
+    given, pinned by resolve_model, else `model.challenger_alias` as it stood on `run_date`).
+    Complete outputs with this pass's fingerprint are reused, unless `force`."""
     from batchscore.compute.spark import get_spark
 
     started = time.perf_counter()
@@ -215,12 +212,8 @@ def run(
     versions = [v for v in (version, challenger) if v is not None]
     finals = {v.version: lake.scores_partition(pipeline.name, v.version, run_date) for v in versions}
     fingerprint = pass_fingerprint(settings, features_path, manifest, versions)
-    # a pass that explains its scores is reused only with its reasons partition
-    outputs = [*finals.values()]
-    if pipeline.explain is not None:
-        outputs.append(lake.reasons_partition(pipeline.name, model_version, run_date))
-    reused = None if force else reusable(lake, outputs, fingerprint, started)
-    if reused is not None:
+    outputs = pass_outputs(settings, lake, finals, run_date)
+    if not force and (reused := reusable(lake, outputs, fingerprint, started)) is not None:
         return reused
     spark = spark or get_spark(settings.platform)
     refs = prepared_refs(settings, spark, versions)
@@ -232,11 +225,6 @@ def run(
             "fingerprint": fingerprint,
         }
 
-    explain = None
-    if pipeline.explain is not None:
-        spec = ExplainSpec(pipeline.explain.top_k, approx=pipeline.explain.method == "approx")
-        check_explainable(refs[0], spec)
-        explain = (spec, lake.reasons_partition(pipeline.name, model_version, run_date))
     scored = score_partition(
         spark,
         lake,
@@ -247,7 +235,7 @@ def run(
         pipeline.dataset.entity_key,
         run_date,
         pipeline.inference.batch_rows,
-        explain,
+        explain_of(settings, lake, refs[0], run_date),
         on_staged=manifest_writer(fingerprint, result_of),
     )
     return {**result_of(scored), "reused": False}
@@ -260,20 +248,6 @@ def pass_fingerprint(
     artifact and the settings that change scores (`jobs.reuse.scores_fingerprint`)."""
     refs = [model_ref(settings, v) for v in versions]
     return scores_fingerprint(settings, manifest, partition_checksum(features_path), refs)
-
-
-def manifest_writer(
-    fingerprint: str, result_of: Callable[[dict[str, Any]], dict[str, Any]]
-) -> Callable[[list[Path], dict[str, Any]], None]:
-    """Writes the pass's fingerprint and result into every staged partition (scores, reasons)
-    before the commit."""
-
-    def write(stagings: list[Path], scored: dict[str, Any]) -> None:
-        result = result_of(scored)
-        for staging in stagings:
-            write_manifest(staging, fingerprint, result)
-
-    return write
 
 
 def stage_result(
@@ -340,7 +314,6 @@ def score_partition(
     planned = plan_work(files, task_count(rows_in, total_cores // task_cpus, MAX_TASK_ROWS))
     threads = threads_per_task(total_cores, len(planned), task_cpus, executor_cores)
     key_type = key_type_of(files, entity_key)
-    reason_rows = 0
     with ExitStack() as stack:
         stagings = {v: stack.enter_context(lake.staged_partition(final)) for v, final in finals.items()}
         reasons = stack.enter_context(lake.staged_partition(explain[1])) if explain else None
@@ -361,18 +334,16 @@ def score_partition(
         if not planned:
             write_empty(stagings, entity_key, key_type, refs[0].classes)
         rows = {v: partition_rows(staging) for v, staging in stagings.items()}
-        if explain and reasons is not None:
-            champion = refs[0]
-            reason_rows = commit_reasons(
-                reports, len(planned), reasons, champion, explain[0], first, entity_key, key_type
-            )
         done: dict[str, Any] = {
             "rows": rows,
             "reports": reports,
             "tasks": len(planned),
             "threads_per_task": threads,
         }
-        if explain:
+        if explain and reasons is not None:
+            reason_rows = commit_reasons(
+                reports, len(planned), reasons, refs[0], explain[0], first, entity_key, key_type
+            )
             done["reasons"] = {"rows": reason_rows, "path": str(explain[1]), "top_k": explain[0].top_k}
         if on_staged is not None:
             on_staged([*stagings.values(), *([reasons] if reasons is not None else [])], done)

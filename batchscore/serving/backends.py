@@ -21,9 +21,9 @@ from typing import Any
 
 from batchscore.serving.readers import Query, ScoresReader, TableShape, WarehouseDown
 from batchscore.storage.warehouse import validate_identifier
-from batchscore.storage.warehouse.contract import with_backoff
 from batchscore.storage.warehouse.duckdb_store import OPENING, ROWS_SCHEMA
 from batchscore.storage.warehouse.pg_sql import split_url, to_pyformat
+from batchscore.storage.warehouse.retry import with_backoff
 
 COLUMNS_SQL = """SELECT column_name, data_type FROM information_schema.columns
     WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position"""

@@ -196,7 +196,7 @@ def test_a_rerun_reuses_the_scores_until_the_features_or_a_model_change(spark, c
     assert {k: again[k] for k in same} == {k: first[k] for k in same}, "the same result, as XCom"
     assert job.run(with_inference(churn_settings, batch_rows=512), DAY, 1, spark)["reused"] is True
 
-    onnx = job.run(with_inference(churn_settings, backend="onnx"), DAY, 1, spark)
+    onnx = job.run(with_inference(churn_settings, backend="onnx", explain=None), DAY, 1, spark)
     assert onnx["reused"] is False and onnx["fingerprint"] != first["fingerprint"]
     assert file_ids(final) != files
 

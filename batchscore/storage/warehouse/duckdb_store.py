@@ -36,7 +36,6 @@ from batchscore.storage.warehouse.contract import (
     quoted,
     raise_on_failures,
     read_scores,
-    with_backoff,
 )
 from batchscore.storage.warehouse.duckdb_tables import (
     KEY_SQL,
@@ -55,6 +54,7 @@ from batchscore.storage.warehouse.output_contract import (
     with_context,
 )
 from batchscore.storage.warehouse.reasons import ReasonsSlice, audited_reasons, replace_duckdb_reasons
+from batchscore.storage.warehouse.retry import with_backoff
 
 if TYPE_CHECKING:
     import pyarrow as pa

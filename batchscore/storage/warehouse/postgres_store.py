@@ -23,14 +23,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchscore.storage.warehouse.contract import (
     MIGRATIONS,
     PausePoint,
-    RunRecord,
     ScoresSlice,
     UnsupportedWarehouse,
     analyst_views,
@@ -45,7 +43,6 @@ from batchscore.storage.warehouse.contract import (
     read_scores,
     validate_identifier,
 )
-from batchscore.storage.warehouse.duckdb_store import drift_row, evidence_json
 from batchscore.storage.warehouse.multiclass import columns_sql
 from batchscore.storage.warehouse.output_contract import (
     Columns,
@@ -55,6 +52,7 @@ from batchscore.storage.warehouse.output_contract import (
     with_context,
 )
 from batchscore.storage.warehouse.pg_binary import copy_stream
+from batchscore.storage.warehouse.pg_records import PostgresRecords
 from batchscore.storage.warehouse.pg_sql import copy_columns, lock_key, partition_sql, split_url, to_pyformat
 from batchscore.storage.warehouse.postgres_roles import grant_roles
 from batchscore.storage.warehouse.reasons import ReasonsSlice, audited_reasons
@@ -73,7 +71,7 @@ COPY_CHUNK_BYTES = 8 << 20
 SWAP_LOCK_TIMEOUT = "60s"  # waiting longer for readers to let go of the table fails the attempt loudly
 
 
-class PostgresWarehouse:
+class PostgresWarehouse(PostgresRecords):
     """A PostgreSQL database; one connection per operation, everything inside `schema`."""
 
     dialect = "postgresql"
@@ -214,16 +212,9 @@ class PostgresWarehouse:
         scores by key and published beside them under the table's output contract.
         """
         started, cpu_started = time.perf_counter(), time.process_time()
-        self.migrate()
-        scores = read_scores(scores_path, target.entity_key, target.classes)
-        key = key_kind(scores, target.entity_key)
-        self.ensure_scores_table(target.table, target.entity_key, key, target.probability, target.classes)
-        scores, columns = with_context(scores, target, context)
-        payload = self._audit_and_encode(target, scores, expected_rows, names_of(columns))
-        explained = audited_reasons(reasons, scores, target, scores_path)
-        if reasons is not None and explained is not None:
-            ensure_reasons_table(self, reasons, target.entity_key, PG_KEY_SQL[key])
-        stored = self.ensure_contract(target, columns)
+        scores, key, columns, payload, explained, stored = self._prepare(
+            target, scores_path, expected_rows, context, reasons
+        )
         timings: dict[str, float] = {"read_audit": time.perf_counter() - started}
         t, k = self.ident(target.table), self.ident(target.entity_key)
         partition_name = partition_table_name(target)
@@ -262,6 +253,28 @@ class PostgresWarehouse:
             "stage_seconds": {name: round(value, 3) for name, value in timings.items()},
             "cpu_seconds": round(time.process_time() - cpu_started, 3),
         }
+
+    def _prepare(
+        self,
+        target: ScoresSlice,
+        scores_path: Path,
+        expected_rows: int,
+        context: pa.Table | None,
+        reasons: ReasonsSlice | None,
+    ) -> tuple[pa.Table, str, Columns, memoryview, Any, Columns]:
+        """Read and audit the scores, their context and reasons (nothing written yet), then make
+        sure the tables and the output contract exist: (scores, key kind, context columns, COPY
+        payload, audited reasons, stored context columns)."""
+        self.migrate()
+        scores = read_scores(scores_path, target.entity_key, target.classes)
+        key = key_kind(scores, target.entity_key)
+        self.ensure_scores_table(target.table, target.entity_key, key, target.probability, target.classes)
+        scores, columns = with_context(scores, target, context)
+        payload = self._audit_and_encode(target, scores, expected_rows, names_of(columns))
+        explained = audited_reasons(reasons, scores, target, scores_path)
+        if reasons is not None and explained is not None:
+            ensure_reasons_table(self, reasons, target.entity_key, PG_KEY_SQL[key])
+        return scores, key, columns, payload, explained, self.ensure_contract(target, columns)
 
     def _audit_and_encode(
         self, target: ScoresSlice, scores: pa.Table, expected_rows: int, context: tuple[str, ...] = ()
@@ -354,64 +367,6 @@ class PostgresWarehouse:
             [*key, target.model_name, target.run_id, rows, partition_name, now(), *target.lineage()],
         )
         return replaced
-
-    def record_run(self, run: RunRecord) -> None:
-        """Append one attempt to `scoring_runs` (every attempt is kept)."""
-        self.migrate()
-        row = run.row(uuid.uuid4().hex)
-        with self.connect() as con:
-            con.execute(f"INSERT INTO scoring_runs VALUES ({', '.join(['%s'] * len(row))})", row)
-
-    def replace_drift_metrics(
-        self, pipeline: str, run_date: date, model_version: int, rows: list[dict[str, Any]]
-    ) -> None:
-        self.migrate()
-        with self.connect() as con:
-            con.execute(
-                "DELETE FROM drift_metrics WHERE pipeline = %s AND run_date = %s AND model_version = %s",
-                [pipeline, run_date, model_version],
-            )
-            with con.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO drift_metrics VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [drift_row(pipeline, run_date, model_version, r) for r in rows],
-                )
-
-    def record_event(
-        self,
-        pipeline: str,
-        run_date: date,
-        model_name: str,
-        model_version: int,
-        event: str,
-        decision: str,
-        evidence: dict[str, Any],
-        run_id: str,
-    ) -> None:
-        """Store a decision (e.g. the drift gate's) once per (pipeline, day, version, event)."""
-        self.migrate()
-        with self.connect() as con:
-            con.execute(
-                "SELECT pg_advisory_xact_lock(%s)", [lock_key("event", pipeline, run_date, model_version)]
-            )
-            con.execute(
-                "DELETE FROM model_events WHERE pipeline = %s AND run_date = %s AND model_version = %s AND event = %s",
-                [pipeline, run_date, model_version, event],
-            )
-            con.execute(
-                "INSERT INTO model_events VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    pipeline,
-                    run_date,
-                    model_name,
-                    model_version,
-                    event,
-                    decision,
-                    evidence_json(evidence),
-                    run_id,
-                    now(),
-                ],
-            )
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a read-only query (`?` placeholders, as on DuckDB)."""
