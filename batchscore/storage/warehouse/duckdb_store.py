@@ -43,6 +43,7 @@ from batchscore.storage.warehouse.contract import (
     with_backoff,
 )
 from batchscore.storage.warehouse.multiclass import class_columns, columns_sql, select_sql
+from batchscore.storage.warehouse.outcome_store import OutcomeStore
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -129,7 +130,7 @@ def convert_wide_table(con: Any, table: str, entity_key: str) -> None:
     con.execute(f"DROP TABLE {t}")
 
 
-class DuckDBWarehouse:
+class DuckDBWarehouse(OutcomeStore):
     """An embedded DuckDB file (`duckdb:///path/to/file.duckdb`)."""
 
     dialect = "duckdb"

@@ -47,6 +47,7 @@ from batchscore.storage.warehouse.contract import (
 )
 from batchscore.storage.warehouse.duckdb_store import drift_row, evidence_json
 from batchscore.storage.warehouse.multiclass import columns_sql
+from batchscore.storage.warehouse.outcome_store import OutcomeStore
 from batchscore.storage.warehouse.pg_binary import copy_stream
 from batchscore.storage.warehouse.pg_sql import copy_columns, lock_key, partition_sql, split_url, to_pyformat
 from batchscore.storage.warehouse.postgres_roles import grant_roles
@@ -59,7 +60,7 @@ COPY_CHUNK_BYTES = 8 << 20
 SWAP_LOCK_TIMEOUT = "60s"  # waiting longer for readers to let go of the table fails the attempt loudly
 
 
-class PostgresWarehouse:
+class PostgresWarehouse(OutcomeStore):
     """A PostgreSQL database; one connection per operation, everything inside `schema`."""
 
     dialect = "postgresql"
