@@ -49,7 +49,7 @@ def segment_masks(
 
 
 def _label(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
     return str(value)
 
