@@ -85,6 +85,8 @@ def test_nightly_stages_run_in_contract_order(tmp_path):
     assert positions == sorted(positions)
     assert tasks.index("resolve_model") < tasks.index("score")
     assert tasks.index("drift_gate") < tasks.index("retrain_needed") < tasks.index("trigger_retrain")
+    assert tasks.index("publish") < tasks.index("evaluate") < tasks.index("retrain_needed")
+    assert tasks.index("publish_shadow") < tasks.index("evaluate")
 
 
 def test_retrain_dag_trains_then_evaluates_then_gates(tmp_path):

@@ -27,6 +27,10 @@ Waits for `raw/{dataset}/dt=<logical date>/_SUCCESS`, validates it, builds featu
 at the start of the run and pinned), validates the scores, publishes them to
 `{table}` in one transaction, writes an Evidently drift report and applies the drift gate,
 which triggers `{retrain_dag}` with its evidence when it recommends retraining.
+`evaluate` (after `publish` and `publish_shadow`) writes the day's estimated performance, the
+realized performance of each day whose labels have landed, and the day's score stability
+(`model_performance_{name}`, `score_stability_{name}`); a realized breach can trigger
+retraining too (`performance.trigger_retrain`).
 With `model.challenger_alias` set, the same scoring pass scores the challenger too and
 `publish_shadow` publishes its scores to `shadow_{table}`, never to `{table}`.
 
@@ -103,13 +107,14 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
         shadow = task(t.publish_shadow)(name, scored)
         drift = task(t.drift_report)(name, model)
         gate = task(t.drift_gate)(name, model, drift)
-        retrain = task.short_circuit(t.retrain_needed)(name, gate)
+        evaluated = task(trigger_rule="none_failed")(t.evaluate)(name, published)
+        retrain = task.short_circuit(t.retrain_needed)(name, gate, evaluated)
         trigger = TriggerDagRunOperator(
             task_id="trigger_retrain",
             trigger_dag_id=pipeline.retrain_dag_id,
             trigger_run_id="drift__{{ ds }}",
             logical_date="{{ logical_date }}",
-            conf={"evidence": gate},
+            conf={"evidence": gate, "performance": evaluated},
             skip_when_already_exists=True,
             openlineage_inject_parent_info=False,
         )
@@ -117,6 +122,7 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
         ready >> raw_checked >> features >> features_checked >> scored >> scores_checked >> published
         published >> drift
         scores_checked >> shadow
+        shadow >> evaluated
         retrain >> trigger
 
     return dag
