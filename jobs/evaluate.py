@@ -183,7 +183,7 @@ def stabilize(settings: Settings, warehouse: Warehouse, run_date: date, run_id: 
         previous_model_version=previous.model_version,
     )
     warehouse.replace_stability(pipeline.name, run_date, run_id, row)
-    return row
+    return {**row, "previous_run_date": previous.run_date.isoformat()}  # JSON-safe for XCom
 
 
 def summary(rows: list[dict[str, Any]], limits: Any) -> dict[str, Any]:

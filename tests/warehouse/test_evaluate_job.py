@@ -98,6 +98,7 @@ def test_estimate_then_late_labels_replace_the_realized_rows_exactly_once(settin
     assert first["estimated"]["champion"]["rows"] == 8 and first["trigger_retrain"] is False
     # stability of D2 against D1 over keys 2..8: 0.3->0.95, 0.4->0.97, 0.6->0.03, 0.8->0.01 flip: 4 of 7
     stability = first["stability"]
+    assert json.loads(json.dumps(first))["stability"]["previous_run_date"] == "2026-11-17"  # XCom-safe
     assert (stability["shared_entities"], stability["new_entities"], stability["gone_entities"]) == (7, 1, 1)
     assert stability["decision_flip_share"] == pytest.approx(4 / 7)
     assert first["stability_breaches"] == ["decision flip share 0.5714 above 0.5"]
