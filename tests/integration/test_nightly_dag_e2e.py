@@ -64,7 +64,16 @@ def test_two_days_then_a_rerun_publish_exactly_once(home):
         drift = con.execute(
             "SELECT count(DISTINCT feature), count(DISTINCT run_date) FROM drift_metrics"
         ).fetchone()
-        events = con.execute("SELECT run_date, decision FROM model_events ORDER BY run_date").fetchall()
+        events = con.execute(
+            "SELECT run_date, decision FROM model_events WHERE event = 'drift_gate' ORDER BY run_date"
+        ).fetchall()
+        estimated = con.execute(
+            "SELECT run_date, count(*) FROM model_performance_churn WHERE kind = 'estimated' "
+            "AND metric = 'roc_auc' AND value > 0.5 AND lower < value AND value < upper GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        stability = con.execute(
+            "SELECT run_date, previous_run_date, shared_entities FROM score_stability_churn"
+        ).fetchall()
     assert runs == [
         (DAY1, "published", ROWS, ROWS, 1),
         (DAY2, "published", ROWS, ROWS, 1),
@@ -72,6 +81,8 @@ def test_two_days_then_a_rerun_publish_exactly_once(home):
     ]
     assert drift == (25, 2), "24 features plus the prediction, for each day"
     assert events == [(DAY1, "pass"), (DAY2, "pass")]
+    assert estimated == [(DAY1, 1), (DAY2, 1)], "the evaluate task estimated each day"
+    assert stability == [(DAY2, DAY1, ROWS)], "DAY2 against DAY1; DAY1 has no earlier day"
     reports = home / "lake" / "reports"
     for stage in ("raw", "features", "scores"):
         assert (reports / "validation" / "churn" / f"dt={DAY1}" / stage / "report.html").is_file()
