@@ -22,6 +22,8 @@ for dag_id, dag in bag.dags.items():
         "tasks": [t.task_id for t in dag.topological_sort()],
         "retries": {t.task_id: t.retries for t in dag.tasks},
         "timeouts": {t.task_id: bool(t.execution_timeout) for t in dag.tasks},
+        "upstream": {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},
+        "trigger_rules": {t.task_id: getattr(t.trigger_rule, "value", t.trigger_rule) for t in dag.tasks},
         "catchup": dag.catchup,
         "max_active_runs": dag.max_active_runs,
         "doc": bool(dag.doc_md),
@@ -85,8 +87,13 @@ def test_nightly_stages_run_in_contract_order(tmp_path):
     assert positions == sorted(positions)
     assert tasks.index("resolve_model") < tasks.index("score")
     assert tasks.index("drift_gate") < tasks.index("retrain_needed") < tasks.index("trigger_retrain")
-    assert tasks.index("publish") < tasks.index("evaluate") < tasks.index("retrain_needed")
-    assert tasks.index("publish_shadow") < tasks.index("evaluate")
+
+
+def test_evaluate_follows_both_publishes_and_feeds_the_retrain_decision(tmp_path):
+    dag = parse_dags(tmp_path)["dags"]["batchscore_churn"]
+    assert dag["upstream"]["evaluate"] == ["publish", "publish_shadow"]
+    assert dag["trigger_rules"]["evaluate"] == "none_failed"  # a skipped shadow publish does not block it
+    assert dag["upstream"]["retrain_needed"] == ["drift_gate", "evaluate"]
 
 
 def test_retrain_dag_trains_then_evaluates_then_gates(tmp_path):
