@@ -22,7 +22,6 @@ import numpy as np
 
 from batchscore.errors import PermanentFailure
 from batchscore.storage.warehouse.freshness import FRESHNESS_MIGRATION
-from batchscore.storage.warehouse.outcomes import OUTCOMES_MIGRATION
 from batchscore.storage.warehouse.multiclass import (
     audit_multiclass,
     check_class_names,
@@ -32,6 +31,7 @@ from batchscore.storage.warehouse.multiclass import (
     share_columns_sql,
     stored_classes,
 )
+from batchscore.storage.warehouse.outcomes import OUTCOMES_MIGRATION
 
 if TYPE_CHECKING:
     import pyarrow as pa
