@@ -197,3 +197,18 @@ def test_metrics_agree_with_scikit_learn_and_scipy_on_random_data():
     )
     other = np.round(p + rng.normal(0, 0.2, 500), 1)
     assert m.spearman(p, other) == pytest.approx(spearmanr(p, other).statistic)
+
+
+def test_multiclass_realized_rows():
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4], [0.2, 0.2, 0.6], [0.3, 0.4, 0.3]])
+    scored = Scored(
+        scores=probabilities.max(axis=1), probabilities=probabilities, predicted=np.array([0, 1, 2, 1])
+    )
+    rows = realized_rows("multiclass", np.array([0, 2, 2, 1]), scored, 0.5, None, 1, classes=3)
+    values = {r["metric"]: r["value"] for r in rows}
+    # true classes get 0.7, 0.4, 0.6, 0.4; predictions 0 1 2 1 against 0 2 2 1: 3 of 4 right;
+    # F1 class 0: 1; class 1: TP 1, FP 1 -> 2/3; class 2: TP 1, FN 1 -> 2/3
+    assert values["log_loss"] == pytest.approx(-(math.log(0.7) + 2 * math.log(0.4) + math.log(0.6)) / 4)
+    assert values["accuracy"] == pytest.approx(0.75)
+    assert values["macro_f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+    assert {r["row_count"] for r in rows} == {4}
