@@ -101,6 +101,13 @@ def test_nightly_stages_run_in_contract_order(tmp_path):
     assert dag["trigger_rules"]["health_page"] == "none_failed"
 
 
+def test_evaluate_follows_both_publishes_and_feeds_the_retrain_decision(tmp_path):
+    dag = parse_dags(tmp_path)["dags"]["batchscore_churn"]
+    assert dag["upstream"]["evaluate"] == ["publish", "publish_shadow"]
+    assert dag["trigger_rules"]["evaluate"] == "none_failed"  # a skipped shadow publish does not block it
+    assert dag["upstream"]["retrain_needed"] == ["drift_gate", "evaluate"]
+
+
 def test_retrain_dag_trains_then_evaluates_then_gates(tmp_path):
     tasks = parse_dags(tmp_path)["dags"]["batchscore_churn_retrain"]["tasks"]
     positions = [

@@ -89,6 +89,7 @@ def _print_summary(settings: Any, run_date: date, outcome: dict[str, Any]) -> No
         f"  drift gate: {gate['decision']} (drifted share {gate['drifted_share']:.2f}, "
         f"features drifted: {', '.join(gate['drifted_features']) or 'none'})"
     )
+    _print_evaluation(results.get("evaluate"))
     print(f"  warehouse:  {settings.platform.warehouse_url}")
     for stage in ("validate_raw", "validate_features", "validate_scores"):
         print(f"  report:     {results[stage]['report']}")
@@ -102,6 +103,9 @@ def _print_summary(settings: Any, run_date: date, outcome: dict[str, Any]) -> No
         f'    .venv/bin/batchscore sql "SELECT * FROM latest_{pipeline.scores_table} ORDER BY score DESC LIMIT 10"'
     )
     print('    .venv/bin/batchscore sql "SELECT * FROM run_history LIMIT 5"')
+    for query in outcome_queries(pipeline.name):
+        print(f'    .venv/bin/batchscore sql "{query}"')
+
     if pipeline.explain is not None:
         reasons = results["score"].get("reasons") or {}
         key, table = pipeline.dataset.entity_key, pipeline.reasons_table
@@ -130,6 +134,53 @@ def _print_reuse(results: dict[str, Any], run_date: date) -> None:
             f"  no-op:      {run_date} was {publish['skipped']} (run {publish['published_by']}, "
             f"{publish['published_at']}); nothing was republished (--force republishes)"
         )
+
+
+def outcome_queries(name: str) -> list[str]:
+    """The queries that show a pipeline's outcome tables (also listed in the README)."""
+    return [
+        f"SELECT run_date, kind, role, model_version, metric, round(value, 4) AS value, round(lower, 4) AS lower, "
+        f"round(upper, 4) AS upper, row_count FROM model_performance_{name} WHERE segment = 'all' "
+        f"AND metric IN ('roc_auc', 'accuracy', 'log_loss', 'brier', 'rmse', 'mae', 'macro_f1') "
+        f"ORDER BY run_date, metric, kind",
+        f"SELECT run_date, previous_run_date, score_psi, rank_correlation, decision_flip_share, "
+        f"shared_entities, new_entities, gone_entities FROM score_stability_{name} ORDER BY run_date",
+    ]
+
+
+def _print_evaluation(evaluated: Any) -> None:
+    """One line each: the day's estimate, each realized day, stability, and any breach."""
+    if not isinstance(evaluated, dict):
+        return
+    estimated = evaluated.get("estimated", {})
+    champion = estimated.get("champion")
+    if isinstance(champion, dict) and champion.get("roc_auc"):
+        value, low, high = champion["roc_auc"]
+        print(
+            f"  estimated:  ROC AUC {value:.4f} (95% band {low:.4f}-{high:.4f}) on {champion['rows']:,} rows"
+        )
+    elif "skipped" in estimated:
+        print(f"  estimated:  {estimated['skipped']}")
+    for day, found in sorted(evaluated.get("realized", {}).items()):
+        realized = found.get("champion")
+        if isinstance(realized, dict):
+            metrics = ", ".join(
+                f"{name} {realized[name]:.4f}"
+                for name in ("roc_auc", "log_loss", "rmse", "macro_f1")
+                if isinstance(realized.get(name), float)
+            )
+            print(f"  realized:   {day}: {metrics} on {realized['rows']:,} labeled rows")
+    stability = evaluated.get("stability", {})
+    if "skipped" in stability:
+        print(f"  stability:  {stability['skipped']}")
+    else:
+        print(
+            f"  stability:  vs {stability['previous_run_date']}: score PSI {stability['score_psi']:.4f}, "
+            f"rank correlation {stability['rank_correlation'] or float('nan'):.4f}, "
+            f"decision flips {stability['decision_flip_share'] or 0:.2%}"
+        )
+    for reason in evaluated.get("performance_breaches", []) + evaluated.get("stability_breaches", []):
+        print(f"  ALERT:      {reason}")
 
 
 def _recorded_errors(settings: Any, run_id: str) -> dict[str, str]:

@@ -28,8 +28,12 @@ Waits for `raw/{dataset}/dt=<logical date>/_SUCCESS`, validates it, builds featu
 `{features}`, validates them, scores them with model `{model}` (alias `{alias}` resolved once
 at the start of the run and pinned), validates the scores, publishes them to
 `{table}` in one transaction, writes an Evidently drift report and applies the drift gate,
-which triggers `{retrain_dag}` with its evidence when it recommends retraining, and renders
-the day's model-health page (`reports/health/{name}/dt=<logical date>/health.html`) last.
+which triggers `{retrain_dag}` with its evidence when it recommends retraining.
+`evaluate` (after `publish` and `publish_shadow`) writes the day's estimated performance, the
+realized performance of each day whose labels have landed, and the day's score stability
+(`model_performance_{name}`, `score_stability_{name}`); a realized breach can trigger
+retraining too (`performance.trigger_retrain`). The day's model-health page
+(`reports/health/{name}/dt=<logical date>/health.html`) is rendered last.
 With `model.challenger_alias` set, the same scoring pass scores the challenger too and
 `publish_shadow` publishes its scores to `shadow_{table}`, never to `{table}`.
 
@@ -122,7 +126,8 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
         shadow = task(t.publish_shadow)(name, scored)
         drift = task(t.drift_report)(name, model)
         gate = task(t.drift_gate)(name, model, drift)
-        retrain = task.short_circuit(t.retrain_needed)(name, gate)
+        evaluated = task(trigger_rule="none_failed")(t.evaluate)(name, published)
+        retrain = task.short_circuit(t.retrain_needed)(name, gate, evaluated)
         # not downstream of the short circuit (which skips all it leads to); none_failed: an
         # upstream skipped (a stage with nothing to do) still gets the page rendered
         health = task(trigger_rule="none_failed")(t.health_page)(name, model)
@@ -136,7 +141,7 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
             trigger_dag_id=pipeline.retrain_dag_id,
             trigger_run_id=f"drift__{day}",
             logical_date=logical_date,
-            conf={"evidence": gate},
+            conf={"evidence": gate, "performance": evaluated},
             skip_when_already_exists=True,
             openlineage_inject_parent_info=False,
         )
@@ -144,7 +149,9 @@ def build_nightly_dag(pipeline: PipelineSettings) -> DAG:
         ready >> raw_checked >> features >> features_checked >> scored >> scores_checked >> published
         published >> drift
         gate >> health
+        evaluated >> health
         scores_checked >> shadow
+        shadow >> evaluated
         retrain >> trigger
 
     return dag

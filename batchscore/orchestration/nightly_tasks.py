@@ -164,6 +164,23 @@ def health_page(pipeline: str, model: dict[str, Any]) -> dict[str, Any]:
         return health.run(settings_of(pipeline), current()[1], model["model_version"])
 
 
-def retrain_needed(pipeline: str, gate: dict[str, Any]) -> bool:
-    """Go on to trigger the retrain DAG only when the gate recommends retraining."""
-    return bool(gate.get("trigger_retrain"))
+def evaluate(pipeline: str, published: dict[str, Any]) -> dict[str, Any]:
+    """Estimated performance of the day's scores, realized performance of the days whose labels
+    landed, and score stability; breaches alert (after `publish` and `publish_shadow`)."""
+    from batchscore.telemetry.metrics import push_performance_metrics
+    from jobs import evaluate as job
+
+    context, run_date = current()
+    settings = settings_of(pipeline)
+    with no_retry_for_permanent_failures():
+        evaluated = job.run(settings, run_date, run_id=context["run_id"])
+    push_performance_metrics(
+        settings.platform.pushgateway_url, pipeline, evaluated, settings.platform.alert_webhook
+    )
+    return evaluated
+
+
+def retrain_needed(pipeline: str, gate: dict[str, Any], evaluated: dict[str, Any] | None = None) -> bool:
+    """Go on to trigger the retrain DAG when the drift gate recommends retraining, or when
+    realized performance fell below its threshold and `performance.trigger_retrain` is set."""
+    return bool(gate.get("trigger_retrain") or (evaluated or {}).get("trigger_retrain"))

@@ -176,6 +176,35 @@ class PromotionSettings(_Strict):
     min_logloss_reduction: float = 0.0
 
 
+class PerformanceSettings(_Strict):
+    """Realized and estimated performance (`model_performance`): thresholds and label look-back.
+
+    A threshold left unset is not checked. A realized breach of the champion alerts, is
+    recorded in `model_events` and, with `trigger_retrain`, triggers the retrain DAG; an
+    estimated breach (before labels land) alerts only.
+    """
+
+    min_roc_auc: float | None = Field(default=None, ge=0, le=1)
+    max_log_loss: float | None = Field(default=None, gt=0)
+    max_brier: float | None = Field(default=None, gt=0)
+    max_rmse: float | None = Field(default=None, gt=0)
+    min_macro_f1: float | None = Field(default=None, ge=0, le=1)
+    # Decisions (accuracy, estimated accuracy, decision flips) are score >= this threshold.
+    decision_threshold: float = Field(default=0.5, gt=0, lt=1)
+    # Label partitions landed with dt in (run date - lookback_days, run date] are evaluated.
+    lookback_days: int = Field(default=7, gt=0)
+    trigger_retrain: bool = False
+    bootstrap_draws: int = Field(default=200, gt=0)
+
+
+class StabilitySettings(_Strict):
+    """Day-over-day score stability (`score_stability`); an unset threshold is not checked."""
+
+    max_score_psi: float | None = Field(default=None, gt=0)
+    min_rank_correlation: float | None = Field(default=None, ge=-1, le=1)
+    max_decision_flip_share: float | None = Field(default=None, ge=0, le=1)
+
+
 class ScheduleSettings(_Strict):
     """Airflow scheduling of the nightly DAG."""
 
@@ -264,6 +293,8 @@ class PipelineSettings(_Strict):
     drift: DriftSettings = DriftSettings()
     training: TrainingSettings = TrainingSettings()
     promotion: PromotionSettings = PromotionSettings()
+    performance: PerformanceSettings = PerformanceSettings()
+    stability: StabilitySettings = StabilitySettings()
     schedule: ScheduleSettings
     warehouse: WarehouseSettings = WarehouseSettings()
     output: OutputSettings = OutputSettings()

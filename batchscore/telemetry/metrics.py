@@ -109,3 +109,62 @@ def push_run_metrics(
         )
         return False
     return True
+
+
+def performance_registry(pipeline: str, evaluated: dict[str, Any]) -> CollectorRegistry:
+    """The evaluate stage's gauges: the champion's estimated metrics of the run's day, the
+    realized metrics of the newest day whose labels landed, and whether a threshold broke."""
+    registry = CollectorRegistry()
+    value = Gauge(
+        "batchscore_model_performance",
+        "Champion performance: estimated for the run's day, realized for the newest labeled day",
+        ["pipeline", "kind", "metric"],
+        registry=registry,
+    )
+    estimated = evaluated.get("estimated", {}).get("champion") or {}
+    realized_days = [
+        day["champion"]
+        for _, day in sorted(evaluated.get("realized", {}).items())
+        if isinstance(day.get("champion"), dict)
+    ]
+    for kind, metrics in (("estimated", estimated), ("realized", realized_days[-1] if realized_days else {})):
+        for metric in ("roc_auc", "accuracy", "log_loss", "brier", "rmse", "mae", "macro_f1"):
+            found = metrics.get(metric)
+            found = found[0] if isinstance(found, list) else found
+            if found is not None:
+                value.labels(pipeline, kind, metric).set(float(found))
+    breached = Gauge(
+        "batchscore_performance_breached",
+        "1 when the last evaluation found performance beyond the pipeline's thresholds",
+        ["pipeline"],
+        registry=registry,
+    )
+    breached.labels(pipeline).set(1.0 if evaluated.get("performance_breaches") else 0.0)
+    unstable = Gauge(
+        "batchscore_score_unstable",
+        "1 when the day's scores moved beyond the pipeline's stability thresholds",
+        ["pipeline"],
+        registry=registry,
+    )
+    unstable.labels(pipeline).set(1.0 if evaluated.get("stability_breaches") else 0.0)
+    return registry
+
+
+def push_performance_metrics(
+    url: str | None, pipeline: str, evaluated: dict[str, Any], alert_webhook: str | None = None
+) -> bool:
+    """Push the evaluate stage's gauges in their own group (`stage=evaluate`), so the run's push
+    and this one never replace each other. Never raises."""
+    if not url:
+        return False
+    try:
+        registry = performance_registry(pipeline, evaluated)
+        grouping = {"pipeline": pipeline, "stage": "evaluate"}
+        push_to_gateway(url, job=JOB, registry=registry, grouping_key=grouping, timeout=10)
+    except Exception as exc:  # a metrics outage must never fail a run
+        log.warning("pushing performance metrics to %s failed: %s", url, exc)
+        send_alert(
+            alert_webhook, f"batchscore {pipeline}: metrics push failed", {"url": url, "error": str(exc)}
+        )
+        return False
+    return True

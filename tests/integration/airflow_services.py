@@ -48,6 +48,7 @@ NIGHTLY_TASKS_SUCCEEDING_WITHOUT_DRIFT = {
     "validate_scores",
     "publish",
     "publish_shadow",
+    "evaluate",
     "drift_report",
     "drift_gate",
     "retrain_needed",

@@ -142,7 +142,9 @@ def test_backfill_through_the_rest_api_publishes_three_days(deployment, backfill
         runs = con.execute(
             "SELECT run_date, status, rows_in, rows_out, model_version, run_id FROM scoring_runs ORDER BY run_date"
         ).fetchall()
-        gates = con.execute("SELECT run_date, decision FROM model_events ORDER BY run_date").fetchall()
+        gates = con.execute(
+            "SELECT run_date, decision FROM model_events WHERE event = 'drift_gate' ORDER BY run_date"
+        ).fetchall()
     run_ids = {r["logical_date"][:10]: r["dag_run_id"] for r in backfilled}
     assert per_day == [(d, ROWS, ROWS, True, True, run_ids[d.isoformat()], 1) for d in DATES]
     assert runs == [(d, "published", ROWS, ROWS, 1, run_ids[d.isoformat()]) for d in DATES]

@@ -107,7 +107,16 @@ def test_two_days_then_a_rerun_publish_exactly_once(home):
             "FROM score_reasons_churn r JOIN scores_churn s USING (customer_id, run_date, model_version) "
             "GROUP BY 1 ORDER BY 1"
         ).fetchall()
-        events = con.execute("SELECT run_date, decision FROM model_events ORDER BY run_date").fetchall()
+        events = con.execute(
+            "SELECT run_date, decision FROM model_events WHERE event = 'drift_gate' ORDER BY run_date"
+        ).fetchall()
+        estimated = con.execute(
+            "SELECT run_date, count(*) FROM model_performance_churn WHERE kind = 'estimated' "
+            "AND metric = 'roc_auc' AND value > 0.5 AND lower < value AND value < upper GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        stability = con.execute(
+            "SELECT run_date, previous_run_date, shared_entities FROM score_stability_churn"
+        ).fetchall()
     assert runs == [
         (DAY1, "published", ROWS, ROWS, 1),
         (DAY2, "failed", None, None, 1),
@@ -128,6 +137,8 @@ def test_two_days_then_a_rerun_publish_exactly_once(home):
     assert attribution == [(DAY1, 24), (DAY2, 24)], "mean |contribution| of each feature, each day"
     assert reasons == [(d, 3 * ROWS, ROWS, 1, 3) for d in (DAY1, DAY2)], "3 reasons per scored row"
     assert events == [(DAY1, "pass"), (DAY2, "pass")]
+    assert estimated == [(DAY1, 1), (DAY2, 1)], "the evaluate task estimated each day"
+    assert stability == [(DAY2, DAY1, ROWS)], "DAY2 against DAY1; DAY1 has no earlier day"
     reports = home / "lake" / "reports"
     for stage in ("raw", "features", "scores"):
         assert (reports / "validation" / "churn" / f"dt={DAY1}" / stage / "report.html").is_file()

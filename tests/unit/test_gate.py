@@ -77,3 +77,12 @@ def test_gate_records_decision_from_recorded_metrics_and_alerts(churn_settings, 
 def test_gate_without_metrics_says_what_to_run(churn_settings):
     with pytest.raises(LookupError, match=r"run jobs\.drift first"):
         gate.recorded_drift(churn_settings, DAY, 1)
+
+
+def test_retraining_is_triggered_by_drift_or_by_realized_performance():
+    from batchscore.orchestration.nightly_tasks import retrain_needed
+
+    assert retrain_needed("churn", {"trigger_retrain": True}, {"trigger_retrain": False})
+    assert retrain_needed("churn", {"trigger_retrain": False}, {"trigger_retrain": True})
+    assert not retrain_needed("churn", {"trigger_retrain": False}, {"trigger_retrain": False})
+    assert not retrain_needed("churn", {"trigger_retrain": False}, None)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import logging
 import socket
 
-from batchscore.telemetry.metrics import push_run_metrics, run_registry
+from batchscore.telemetry.metrics import (
+    performance_registry,
+    push_performance_metrics,
+    push_run_metrics,
+    run_registry,
+)
 
 STAGES = [
     {"stage": "validate_raw", "rows": 100, "seconds": 2.0, "cpu_seconds": 1.5},
@@ -76,3 +81,33 @@ def test_task_support_pushes_stage_xcoms(monkeypatch) -> None:
     assert task_support.push_metrics({"ti": TI()}, settings, success=False)
     assert pushed["success"] is False and pushed["model_version"] == 7 and pushed["pipeline"] == "churn"
     assert [s["stage"] for s in pushed["stages"]] == list(task_support.STAGE_TASKS)
+
+
+def test_performance_gauges_carry_the_estimate_and_the_newest_realized_day() -> None:
+    evaluated = {
+        "estimated": {"champion": {"roc_auc": [0.81, 0.79, 0.83], "accuracy": [0.9, 0.89, 0.91]}},
+        "realized": {
+            "2026-11-17": {"champion": {"roc_auc": 0.7, "log_loss": 0.5}},
+            "2026-11-18": {"champion": {"roc_auc": 0.75, "log_loss": 0.4}, "shadow": "nothing published"},
+            "2026-11-10": {"champion": "nothing published"},
+        },
+        "performance_breaches": ["2026-11-17 realized roc_auc 0.7000 below 0.72"],
+        "stability_breaches": [],
+    }
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for m in performance_registry("churn", evaluated).collect()
+        for s in m.samples
+    }
+
+    def perf(kind: str, metric: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+        labels = (("kind", kind), ("metric", metric), ("pipeline", "churn"))
+        return ("batchscore_model_performance", labels)
+
+    assert samples[perf("estimated", "roc_auc")] == 0.81
+    assert samples[perf("estimated", "accuracy")] == 0.9
+    assert samples[perf("realized", "roc_auc")] == 0.75
+    assert samples[perf("realized", "log_loss")] == 0.4
+    assert samples[("batchscore_performance_breached", (("pipeline", "churn"),))] == 1
+    assert samples[("batchscore_score_unstable", (("pipeline", "churn"),))] == 0
+    assert push_performance_metrics(None, "churn", evaluated) is False

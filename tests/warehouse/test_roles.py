@@ -102,3 +102,28 @@ def test_role_and_table_names_are_validated(pg_url, monkeypatch, capsys):
     with pg_admin() as con:
         assert con.execute("SELECT 1 FROM pg_roles WHERE rolname LIKE 'scores%%'").fetchone() is None
     assert open_warehouse(pg_url).query("SELECT count(*) FROM schema_migrations") == [(len(MIGRATIONS),)]
+
+
+def test_analyst_reads_the_outcome_views_the_writer_creates(pg_url, role_names, monkeypatch):
+    writer, analyst = role_names
+    monkeypatch.setenv("BATCHSCORE_WAREHOUSE_URL", pg_url)
+    assert main(["warehouse", "init-roles", "--writer", writer, "--analyst", analyst]) == 0
+    row = {
+        "model_name": "m",
+        "model_version": 1,
+        "segment": "all",
+        "metric": "roc_auc",
+        "value": 0.8,
+        "row_count": 5,
+    }
+    as_writer = open_warehouse(as_role(pg_url, writer))
+    as_writer.replace_performance("churn", date(2026, 11, 18), "champion", "realized", "run-1", [row])
+    schema = pg_url.rsplit("schema=", 1)[1]
+    with psycopg.connect(as_role(pg_url, analyst).split("?")[0], autocommit=True) as con:
+        con.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        assert con.execute("SELECT metric, value FROM model_performance_churn").fetchall() == [
+            ("roc_auc", 0.8)
+        ]
+        assert con.execute("SELECT count(*) FROM score_stability_churn").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+            con.execute("DELETE FROM model_performance")

@@ -55,6 +55,7 @@ from batchscore.storage.warehouse.output_contract import (
 )
 from batchscore.storage.warehouse.reasons import ReasonsSlice, audited_reasons, replace_duckdb_reasons
 from batchscore.storage.warehouse.retry import with_backoff
+from batchscore.storage.warehouse.outcome_store import OutcomeStore
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -77,7 +78,7 @@ def is_write_conflict(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.ConstraintException) and "Duplicate key" in message
 
 
-class DuckDBWarehouse:
+class DuckDBWarehouse(OutcomeStore):
     """An embedded DuckDB file (`duckdb:///path/to/file.duckdb`)."""
 
     dialect = "duckdb"

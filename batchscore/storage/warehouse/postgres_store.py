@@ -51,6 +51,7 @@ from batchscore.storage.warehouse.output_contract import (
     names_of,
     with_context,
 )
+from batchscore.storage.warehouse.outcome_store import OutcomeStore
 from batchscore.storage.warehouse.pg_binary import copy_stream
 from batchscore.storage.warehouse.pg_records import PostgresRecords
 from batchscore.storage.warehouse.pg_sql import copy_columns, lock_key, partition_sql, split_url, to_pyformat
@@ -71,7 +72,7 @@ COPY_CHUNK_BYTES = 8 << 20
 SWAP_LOCK_TIMEOUT = "60s"  # waiting longer for readers to let go of the table fails the attempt loudly
 
 
-class PostgresWarehouse(PostgresRecords):
+class PostgresWarehouse(PostgresRecords, OutcomeStore):
     """A PostgreSQL database; one connection per operation, everything inside `schema`."""
 
     dialect = "postgresql"
