@@ -46,6 +46,7 @@ from batchscore.storage.warehouse.duckdb_tables import (
     table_type,
 )
 from batchscore.storage.warehouse.multiclass import class_columns, columns_sql
+from batchscore.storage.warehouse.outcome_store import OutcomeStore
 from batchscore.storage.warehouse.output_contract import (
     Columns,
     apply_duckdb_contract,
@@ -55,7 +56,6 @@ from batchscore.storage.warehouse.output_contract import (
 )
 from batchscore.storage.warehouse.reasons import ReasonsSlice, audited_reasons, replace_duckdb_reasons
 from batchscore.storage.warehouse.retry import with_backoff
-from batchscore.storage.warehouse.outcome_store import OutcomeStore
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -44,6 +44,7 @@ from batchscore.storage.warehouse.contract import (
     validate_identifier,
 )
 from batchscore.storage.warehouse.multiclass import columns_sql
+from batchscore.storage.warehouse.outcome_store import OutcomeStore
 from batchscore.storage.warehouse.output_contract import (
     Columns,
     apply_pg_contract,
@@ -51,7 +52,6 @@ from batchscore.storage.warehouse.output_contract import (
     names_of,
     with_context,
 )
-from batchscore.storage.warehouse.outcome_store import OutcomeStore
 from batchscore.storage.warehouse.pg_binary import copy_stream
 from batchscore.storage.warehouse.pg_records import PostgresRecords
 from batchscore.storage.warehouse.pg_sql import copy_columns, lock_key, partition_sql, split_url, to_pyformat
