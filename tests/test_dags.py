@@ -97,7 +97,7 @@ def test_nightly_stages_run_in_contract_order(tmp_path):
     assert tasks.index("drift_gate") < tasks.index("retrain_needed") < tasks.index("trigger_retrain")
     # the health page is no descendant of the retrain short circuit (which skips all it leads
     # to) and runs when an upstream stage was skipped
-    assert dag["upstream"]["health_page"] == ["drift_gate", "resolve_model"]
+    assert dag["upstream"]["health_page"] == ["drift_gate", "evaluate", "resolve_model"]
     assert dag["trigger_rules"]["health_page"] == "none_failed"
 
 

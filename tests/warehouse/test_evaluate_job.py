@@ -31,6 +31,9 @@ def settings(warehouse_url, tmp_path):
     config["drift"].update(segment_column="contract_monthly", min_segment_rows=3)
     config["performance"] = {"min_roc_auc": 0.75, "trigger_retrain": True, "bootstrap_draws": 50}
     config["stability"] = {"max_decision_flip_share": 0.5}
+    # scores published alone: no reason codes or context columns (tested on their own)
+    config.pop("explain", None)
+    config.pop("output", None)
     (tmp_path / "pipelines").mkdir()
     (tmp_path / "pipelines" / "churn.yaml").write_text(yaml.safe_dump(config))
     env = settings_env(tmp_path, BATCHSCORE_WAREHOUSE_URL=warehouse_url)
