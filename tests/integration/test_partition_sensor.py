@@ -88,6 +88,8 @@ def home(tmp_path_factory) -> Path:
     pipeline = yaml.safe_load((REPO_ROOT / "pipelines" / "churn.yaml").read_text())
     pipeline["sensor"] = {"poke_interval_s": POKE_S, "timeout_s": TIMEOUT_S, "mode": "reschedule"}
     pipeline["schedule"] |= {"retries": 0}
+    # dag.test() on Airflow 3.3.2 cannot run a DAG with a deadline alert (`batchscore run` drops it)
+    pipeline["schedule"].pop("publish_by", None)
     (home / "pipelines").mkdir()
     (home / "pipelines" / "churn.yaml").write_text(yaml.safe_dump(pipeline))
     return home

@@ -98,7 +98,7 @@ def test_report_renders_offline_in_headless_chromium(failed_report, tmp_path):
     assert '"lifetime"' in failed_rows[0] and "&lt;b&gt;forever&lt;/b&gt;" in failed_rows[0]
     warning_rows = re.findall(r"<tr class=\"warning\">(.*?)</tr>", html, re.S)
     assert len(warning_rows) == 1 and "expect_column_mean_to_be_between" in warning_rows[0]
-    assert len(re.findall(r"<tr class=\"pass\">", html)) == 51
+    assert len(re.findall(r"<tr class=\"pass\">", html)) == 54
 
     shot = tmp_path / "report.png"
     result = headless(tmp_path / "profile-shot", f"--screenshot={shot}", failed_report.as_uri())
