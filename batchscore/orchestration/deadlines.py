@@ -1,9 +1,10 @@
-"""The publish deadline as an Airflow deadline alert: `schedule.publish_by` on the day after
-the run's logical date, in the pipeline's time zone.
+"""The publish deadline as an Airflow deadline alert: `schedule.publish_by` local time on the
+run's day (the rule `pipeline_freshness` applies), in the pipeline's time zone.
 
 Airflow measures a deadline as an interval after a reference; the reference here is the run's
-logical date (midnight UTC of the scored day) and the interval reaches the next local day's
-`publish_by`. The interval is computed for the day the DAG file is parsed, so it follows
+logical date (midnight UTC of the scored day) and the interval reaches that day's local
+`publish_by` (negative when the zone's `publish_by` falls before midnight UTC: such a schedule
+is late by construction and the alert fires at once). The interval is computed for the day the DAG file is parsed, so it follows
 daylight saving time for the nightly run; a backfill of a day on the other side of a DST change
 is off by that hour (its deadline passed long ago either way). When Airflow fires it (from the
 triggerer), `deadline_missed` checks the warehouse, the truth about what is published, and
@@ -26,11 +27,11 @@ log = logging.getLogger("batchscore.orchestration.deadlines")
 
 
 def due_at(schedule: ScheduleSettings, run_date: date) -> datetime | None:
-    """When `run_date`'s scores are due (UTC): `publish_by` local time on the next day."""
+    """When `run_date`'s scores are due (UTC): `publish_by` local time on that day."""
     minutes = schedule.publish_by_minutes
     if minutes is None:
         return None
-    local = datetime.combine(run_date + timedelta(days=1), time(), tzinfo=ZoneInfo(schedule.timezone))
+    local = datetime.combine(run_date, time(), tzinfo=ZoneInfo(schedule.timezone))
     local = local.replace(hour=minutes // 60, minute=minutes % 60)
     return local.astimezone(UTC)
 

@@ -18,14 +18,17 @@ from tests.warehouse.slices import DAY, scores_file, target
 BERLIN = ScheduleSettings(start_date=DAY, publish_by="06:00", timezone="Europe/Berlin")
 
 
-def test_the_day_is_due_at_publish_by_local_time_on_the_next_day():
-    # Berlin is UTC+1 in November and UTC+2 in July: the interval from the logical date
-    # (midnight UTC) follows daylight saving time.
-    assert due_at(BERLIN, DAY) == datetime(2026, 11, 22, 5, 0, tzinfo=UTC)
-    assert publish_interval(BERLIN, DAY) == timedelta(hours=29)
-    assert publish_interval(BERLIN, date(2026, 7, 1)) == timedelta(hours=28)
+def test_the_day_is_due_at_publish_by_local_time_on_that_day():
+    # The rule pipeline_freshness applies: day D is due at D's publish_by, local time. Berlin is
+    # UTC+1 in November and UTC+2 in July: the interval from the logical date (midnight UTC)
+    # follows daylight saving time.
+    assert due_at(BERLIN, DAY) == datetime(2026, 11, 21, 5, 0, tzinfo=UTC)
+    assert publish_interval(BERLIN, DAY) == timedelta(hours=5)
+    assert publish_interval(BERLIN, date(2026, 7, 1)) == timedelta(hours=4)
     kolkata = ScheduleSettings(start_date=DAY, publish_by="23:45", timezone="Asia/Kolkata")
-    assert publish_interval(kolkata, DAY) == timedelta(days=1, hours=18, minutes=15)
+    assert publish_interval(kolkata, DAY) == timedelta(hours=18, minutes=15)
+    early = ScheduleSettings(start_date=DAY, publish_by="04:00", timezone="Asia/Kolkata")
+    assert publish_interval(early, DAY) == -timedelta(hours=1, minutes=30), "late by construction"
     assert due_at(ScheduleSettings(start_date=DAY), DAY) is None
 
 
@@ -36,7 +39,7 @@ def test_the_nightly_dag_carries_the_deadline_alert_and_it_serializes():
 
     pipeline = load_settings("churn").pipeline
     alert = deadline_alert(pipeline, today=DAY)
-    assert alert is not None and alert.interval == timedelta(hours=29)
+    assert alert is not None and alert.interval == timedelta(hours=5)
     assert alert.callback.path == "batchscore.orchestration.deadlines.deadline_missed"
     assert alert.callback.kwargs == {"pipeline": "churn"}
     dag = build_nightly_dag(pipeline)
@@ -85,7 +88,7 @@ def test_a_missed_deadline_alerts_only_while_the_day_is_unpublished(
                 "run_date": "2026-11-21",
                 "publish_by": "06:00",
                 "timezone": "Europe/Berlin",
-                "due_at": "2026-11-22 05:00:00+00:00",
+                "due_at": "2026-11-21 05:00:00+00:00",
             },
         }
     ]
