@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import Lake, data_files, partition_checksum
 from features import FeatureSet, compute_features, load_feature_set
+from jobs.quarantine import features_source
 from jobs.reuse import MANIFEST, features_fingerprint, reusable, write_manifest
 
 if TYPE_CHECKING:
@@ -43,8 +44,9 @@ def read_manifest(partition: Path) -> dict[str, Any]:
 def run(
     settings: Settings, run_date: date, spark: SparkSession | None = None, force: bool = False
 ) -> dict[str, Any]:
-    """Build the day's features partition; a complete one with this run's fingerprint (same raw
-    partition, feature set and feature code) is reused as it is, unless `force`."""
+    """Build the day's features partition (from the rows validate_raw kept, under a quarantine);
+    a complete one with this run's fingerprint (same raw partition and kept rows, feature set
+    and feature code) is reused as it is, unless `force`."""
     from batchscore.compute.spark import get_spark
 
     started = time.perf_counter()
@@ -54,7 +56,10 @@ def run(
     raw_path = lake.raw_partition(pipeline.dataset.name, run_date)
     files = lake.require_complete(raw_path)
     input_checksum = partition_checksum(raw_path)
-    fingerprint = features_fingerprint(settings, feature_set, input_checksum)
+    files, held = features_source(settings, lake, run_date, files, input_checksum)
+    fingerprint = features_fingerprint(
+        settings, feature_set, input_checksum if held is None else f"{input_checksum} ({held})"
+    )
     final = lake.features_partition(pipeline.name, run_date)
     reused = None if force else reusable(lake, [final], fingerprint, started)
     if reused is not None:

@@ -14,9 +14,16 @@ from typing import TYPE_CHECKING, Any
 from batchscore.errors import PermanentFailure
 from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import Lake, partition_checksum
-from batchscore.storage.warehouse import ReasonsSlice, RunRecord, ScoresSlice, open_warehouse
+from batchscore.storage.warehouse import (
+    QuarantineSlice,
+    ReasonsSlice,
+    RunRecord,
+    ScoresSlice,
+    open_warehouse,
+)
 from batchscore.storage.warehouse.lineage import PUBLISHED_LINEAGE_SQL
 from jobs.build_features import read_manifest
+from jobs.quarantine import features_source, held_rows
 from jobs.reuse import MANIFEST
 
 if TYPE_CHECKING:
@@ -70,7 +77,7 @@ def run(
             model_name=pipeline.model.name,
             model_version=model_version,
             status="unchanged" if "skipped" in published else "published",
-            rows_in=int(manifest["rows"]),
+            rows_in=int(manifest["rows"]) + int(published.get("quarantined_rows", 0)),
             rows_out=published["rows"],
             input_checksum=manifest["input_checksum"],
             stage_seconds=timings,
@@ -122,8 +129,10 @@ def publish_slice(
     lake.require_complete(features_path)
     lake.require_complete(scores_path)
     manifest = read_manifest(features_path)
-    reasons = None
+    reasons = held = None
     if with_reasons:
+        rows_held = held_rows(settings, lake, run_date, manifest["input_checksum"])
+        held = QuarantineSlice(pipeline.quarantine_table, rows_held)
         reasons_path = lake.reasons_partition(pipeline.name, model_version, run_date)
         if pipeline.explain is not None:
             lake.require_complete(reasons_path)
@@ -147,10 +156,12 @@ def publish_slice(
         return unchanged, manifest
     context = read_context(settings, lake, run_date, manifest)
     published = warehouse.publish_scores(
-        target, scores_path, expected_rows=rows, context=context, reasons=reasons
+        target, scores_path, expected_rows=rows, context=context, reasons=reasons, quarantine=held
     )
     if reasons is not None and reasons.path is not None:
         published["reasons_table"] = reasons.table
+    if held is not None and held.rows is not None:
+        published |= {"quarantine_table": held.table, "quarantined_rows": held.rows.num_rows}
     return published, manifest
 
 
@@ -176,6 +187,7 @@ def read_context(settings: Settings, lake: Lake, run_date: date, manifest: dict[
             f"built from {str(manifest.get('input_checksum'))[:12]}); rebuild the features and scores of "
             f"{run_date} before publishing its context columns; nothing was published"
         )
+    files = features_source(settings, lake, run_date, files, checksum)[0]  # the rows kept
     dataset = pq.ParquetDataset([str(f) for f in files], partitioning=None)
     wanted = [pipeline.dataset.entity_key, *names]
     missing = [name for name in wanted if name not in dataset.schema.names]

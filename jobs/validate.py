@@ -134,8 +134,14 @@ def run(
         "partition": str(partition),
         "report_dir": report_dir,
     }
+    quarantine = None
     try:
-        if engine == "pandas":
+        if quarantines(settings, stage, suite, footprint):
+            from jobs.quarantine import gate_raw
+
+            table = read_partition(lake, partition, footprint.files)
+            outcome, quarantine = gate_raw(settings, lake, suite, run_date, table, where)
+        elif engine == "pandas":
             table = read_partition(lake, partition, footprint.files)
             outcome = validate_table(table, suite, workers=pipeline.validation.pandas_workers, **where)
         else:
@@ -153,17 +159,30 @@ def run(
         lake.push_tree(report_dir)  # an S3 lake keeps the reports too, failed ones included
     if outcome.failed:  # warning-only expectations: reported, the gate still passes
         log.warning("%s", outcome.summary())
-    return {
+    result = {
         "stage": f"validate_{stage}",
         "engine": outcome.engine,
         "workers": outcome.workers,
-        "rows": outcome.rows,
+        "rows": outcome.rows if quarantine is None else quarantine["rows"],
         "evaluated": outcome.evaluated,
         "passed": outcome.passed,
         "warnings": [f.describe() for f in outcome.failed if f.severity == "warning"],
         "report": outcome.html_path,
         "seconds": round(outcome.seconds, 3),
     }
+    if quarantine is not None:
+        result |= {"quarantined_rows": quarantine["quarantined_rows"], "quarantine": quarantine}
+    return result
+
+
+def quarantines(settings: Settings, stage: str, suite: Suite, footprint: Footprint) -> bool:
+    """Whether this gate holds bad rows aside: the raw stage of a pipeline with a quarantine,
+    on a partition whose schema meets the contract (a broken contract fails the whole day)."""
+    from batchscore.quality.suites import contract_violations
+
+    if stage != "raw" or settings.pipeline.validation.quarantine is None:
+        return False
+    return not contract_violations(suite.schema, footprint.schema)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -83,6 +83,7 @@ def _print_summary(settings: Any, run_date: date, outcome: dict[str, Any]) -> No
         f"{rows['score']:,} -> {'unchanged' if unchanged else 'published'} {rows['publish']:,}  "
         f"(model {model['model_name']} v{model['model_version']})"
     )
+    _print_quarantine(results["validate_raw"].get("quarantine"))
     _print_reuse(results, run_date)
     gate = results["drift_gate"]
     print(
@@ -118,6 +119,17 @@ def _print_summary(settings: Any, run_date: date, outcome: dict[str, Any]) -> No
             f'    .venv/bin/batchscore sql "SELECT * FROM {table} WHERE {key} = '
             f"(SELECT min({key}) FROM {table}) AND run_date = '{run_date}' ORDER BY rank\""
         )
+
+
+def _print_quarantine(held: dict[str, Any] | None) -> None:
+    """How many raw rows the gate held aside, and why (nothing when the pipeline has no quarantine)."""
+    if not held:
+        return
+    rules = ", ".join(f"{name} {count:,}" for name, count in held["rules"].items()) or "none broken"
+    print(
+        f"  quarantine: {held['quarantined_rows']:,} of {held['rows']:,} raw rows held aside in "
+        f"{held['table']} ({rules}); tolerance {held['max_rows']:,} rows"
+    )
 
 
 def _print_reuse(results: dict[str, Any], run_date: date) -> None:

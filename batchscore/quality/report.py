@@ -36,6 +36,8 @@ def render_html(document: dict[str, Any]) -> str:
         sections.append(
             f"<h2 id='contract'>Contract broken: the suite was not run</h2><ul class='contract'>{items}</ul>"
         )
+    if document.get("quarantine"):
+        sections.append(quarantine_section(document["quarantine"]))
     rows = []
     order = {"fail": 0, "warning": 1, "pass": 2}
     states = [
@@ -81,3 +83,27 @@ def render_html(document: dict[str, Any]) -> str:
 {"".join(sections)}
 </body></html>
 """
+
+
+def quarantine_section(held: dict[str, Any]) -> str:
+    """How many rows the gate held aside before running the suite, and which rules they broke."""
+    e = html.escape
+    within = held["quarantined_rows"] <= held["max_rows"]
+    verdict = "within" if within else "ABOVE"
+    rules = "".join(
+        f"<tr><td><code>{e(name)}</code></td><td>{count:,}</td></tr>" for name, count in held["rules"].items()
+    )
+    share = held["quarantined_rows"] / held["rows"] if held["rows"] else 0.0
+    kept = (
+        f"The suite ran on the {held['kept_rows']:,} rows kept; the held rows are published to"
+        if within
+        else "The suite ran on every row and the run fails: nothing is published. Within the tolerance "
+        "they would be published to"
+    )
+    return (
+        f"<h2 id='quarantine'>Quarantine: {held['quarantined_rows']:,} of {held['rows']:,} rows held aside "
+        f"({share:.3%}, {verdict} the tolerance of {held['max_share']:.3%})</h2>"
+        f"<p>{e(kept)} <code>{e(held['table'])}</code>.</p>"
+        "<table id='quarantine-rules'><thead><tr><th>rule broken</th><th>rows</th></tr></thead>"
+        f"<tbody>{rules}</tbody></table>"
+    )

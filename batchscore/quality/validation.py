@@ -53,11 +53,13 @@ def validate_table(
     report_dir: str | Path,
     raise_on_failure: bool = True,
     workers: int | None = None,
+    quarantine: dict[str, Any] | None = None,
 ) -> ValidationOutcome:
     """Gate an in-memory partition: contract first, then the suite on GX's pandas engine.
 
     Partitions of `PARALLEL_MIN_ROWS` or more are validated by `workers` forked processes
-    (default: the CPUs this process may use).
+    (default: the CPUs this process may use). `quarantine` (the rows held aside before this
+    gate, and why) goes into both reports.
     """
     started = time.perf_counter()
     contract = contract_violations(suite.schema, table.schema)
@@ -78,6 +80,7 @@ def validate_table(
         identity=(pipeline, dataset, stage, partition),
         report_dir=Path(report_dir),
         raise_on_failure=raise_on_failure,
+        quarantine=quarantine,
     )
 
 
@@ -145,6 +148,7 @@ def _gate(
     identity: tuple[str, str, str, str],
     report_dir: Path,
     raise_on_failure: bool,
+    quarantine: dict[str, Any] | None = None,
 ) -> ValidationOutcome:
     """Run the suite unless the contract already failed, write both reports, raise on failure."""
     results, workers = ([], 0) if contract else run_suite()
@@ -173,6 +177,7 @@ def _gate(
         "outcome": asdict(outcome),
         "contract": {"declared": suite.schema, "violations": contract},
         "expectations": [result_row(r, suite.pii) for r in results],
+        "quarantine": quarantine,
     }
     document = jsonable(document)
     write_bytes_atomic(Path(outcome.json_path), json.dumps(document, indent=2).encode())

@@ -95,6 +95,12 @@ class SensorSettings(_Strict):
     mode: Literal["poke", "reschedule"] = "reschedule"
 
 
+class QuarantineSettings(_Strict):
+    """Row quarantine of the raw gate: up to `max_share` of a day's rows may be held aside."""
+
+    max_share: float = Field(ge=0, le=1)
+
+
 class ValidationSettings(_Strict):
     """Which engine runs a gate: GX on pandas over Arrow in the task's memory up to these sizes
     (fast), GX on Spark beyond either of them (scales out). Sizes come from the Parquet footers."""
@@ -103,6 +109,8 @@ class ValidationSettings(_Strict):
     pandas_max_bytes: int = Field(default=4 * 1024**3, gt=0)
     pandas_workers: int | None = Field(default=None, gt=0)
     """Processes a pandas gate forks for partitions of 200k rows or more (None: the usable CPUs)."""
+    quarantine: QuarantineSettings | None = None
+    """Rows breaking strict row-level expectations are held aside (None: the whole day fails)."""
 
 
 DriftMethod = Literal["psi", "ks", "wasserstein"]
@@ -331,6 +339,11 @@ class PipelineSettings(_Strict):
     def shadow_scores_table(self) -> str:
         """Where challenger scores are published: same columns, never the champion's table."""
         return f"shadow_{self.scores_table}"
+
+    @property
+    def quarantine_table(self) -> str:
+        """Where the raw rows held aside by the quarantine are published, with the day's scores."""
+        return f"quarantine_{self.name}"
 
     @property
     def reasons_table(self) -> str:

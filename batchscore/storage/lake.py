@@ -85,6 +85,14 @@ class Lake:
     def reasons_partition(self, pipeline: str, model_version: int, dt: date) -> Path:
         return self.root / "reasons" / pipeline / f"model_version={model_version}" / f"dt={dt.isoformat()}"
 
+    def quarantine_partition(self, pipeline: str, dt: date) -> Path:
+        """The raw rows the day's gate held aside, with `_QUARANTINE.json` (counts, checksums)."""
+        return self.root / "quarantine" / pipeline / f"dt={dt.isoformat()}"
+
+    def clean_partition(self, pipeline: str, dt: date) -> Path:
+        """The day's raw rows less the quarantined ones (only written when rows were held aside)."""
+        return self.root / "clean" / pipeline / f"dt={dt.isoformat()}"
+
     def reports_dir(self, kind: str, pipeline: str, dt: date, stage: str | None = None) -> Path:
         path = self.root / "reports" / kind / pipeline / f"dt={dt.isoformat()}"
         return path / stage if stage else path

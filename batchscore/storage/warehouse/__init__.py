@@ -24,6 +24,7 @@ from batchscore.storage.warehouse.contract import (
     validate_identifier,
 )
 from batchscore.storage.warehouse.duckdb_store import DuckDBWarehouse
+from batchscore.storage.warehouse.quarantine_store import QuarantineSlice
 from batchscore.storage.warehouse.reasons import ReasonsSlice
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ __all__ = [
     "DuckDBWarehouse",
     "InvalidIdentifier",
     "PausePoint",
+    "QuarantineSlice",
     "ReasonsSlice",
     "RunRecord",
     "ScoresSlice",

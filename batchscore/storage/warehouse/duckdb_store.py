@@ -54,6 +54,7 @@ from batchscore.storage.warehouse.output_contract import (
     names_of,
     with_context,
 )
+from batchscore.storage.warehouse.quarantine_store import QuarantineSlice, replace_duckdb_quarantine
 from batchscore.storage.warehouse.reasons import ReasonsSlice, audited_reasons, replace_duckdb_reasons
 from batchscore.storage.warehouse.retry import with_backoff
 
@@ -199,9 +200,10 @@ class DuckDBWarehouse(OutcomeStore):
         pause_at: PausePoint = no_pause,
         context: pa.Table | None = None,
         reasons: ReasonsSlice | None = None,
+        quarantine: QuarantineSlice | None = None,
     ) -> dict[str, Any]:
-        """Audit the scores (and their reasons), then replace the slice and its reasons in one
-        transaction; raises AuditFailed on bad scores or reasons.
+        """Audit the scores (and their reasons), then replace the slice, its reasons and the
+        day's quarantined rows in one transaction; raises AuditFailed on bad scores or reasons.
 
         `context` (entity key and context columns, from the raw partition) is joined to the
         scores by key and published beside them under the table's output contract.
@@ -226,7 +228,8 @@ class DuckDBWarehouse(OutcomeStore):
         def swap() -> int:
             nonlocal attempts
             attempts += 1
-            return self._swap(target, audited, expected_rows, pause_at, (reasons, explained, KEY_SQL[key]))
+            companions = (reasons, explained, KEY_SQL[key])
+            return self._swap(target, audited, expected_rows, pause_at, companions, quarantine)
 
         replaced: int = self._retrying(swap)
         timings["swap"] = time.perf_counter() - started - timings["read_audit"]
@@ -248,6 +251,7 @@ class DuckDBWarehouse(OutcomeStore):
         expected_rows: int,
         pause_at: PausePoint,
         reasons: tuple[ReasonsSlice | None, pa.Table | None, str] = (None, None, ""),
+        quarantine: QuarantineSlice | None = None,
     ) -> int:
         """Replace the slice's rows and its `published_slices` row in one transaction; returns rows replaced.
 
@@ -292,6 +296,7 @@ class DuckDBWarehouse(OutcomeStore):
                 if inserted != expected_rows:
                     raise RuntimeError(f"inserted {inserted} rows, expected {expected_rows}; rolled back")
                 replace_duckdb_reasons(con, reasons[0], target, reasons[1], reasons[2])
+                replace_duckdb_quarantine(con, quarantine, target, now())
                 pause_at("swapped")
                 con.execute("COMMIT")
             except BaseException:

@@ -56,6 +56,11 @@ from batchscore.storage.warehouse.pg_binary import copy_stream
 from batchscore.storage.warehouse.pg_records import PostgresRecords
 from batchscore.storage.warehouse.pg_sql import copy_columns, lock_key, partition_sql, split_url, to_pyformat
 from batchscore.storage.warehouse.postgres_roles import grant_roles
+from batchscore.storage.warehouse.quarantine_store import (
+    QuarantineSlice,
+    ensure_pg_quarantine,
+    replace_pg_quarantine,
+)
 from batchscore.storage.warehouse.reasons import ReasonsSlice, audited_reasons
 from batchscore.storage.warehouse.reasons_pg import (
     ensure_reasons_table,
@@ -205,9 +210,10 @@ class PostgresWarehouse(PostgresRecords, OutcomeStore):
         pause_at: PausePoint = no_pause,
         context: pa.Table | None = None,
         reasons: ReasonsSlice | None = None,
+        quarantine: QuarantineSlice | None = None,
     ) -> dict[str, Any]:
-        """Audit, COPY into a fresh partition, swap it in (with the slice's reasons), all in one
-        transaction; raises AuditFailed on bad scores or reasons.
+        """Audit, COPY into a fresh partition, swap it in (with the slice's reasons and the day's
+        quarantined rows), all in one transaction; raises AuditFailed on bad scores or reasons.
 
         `context` (entity key and context columns, from the raw partition) is joined to the
         scores by key and published beside them under the table's output contract.
@@ -216,6 +222,7 @@ class PostgresWarehouse(PostgresRecords, OutcomeStore):
         scores, key, columns, payload, explained, stored = self._prepare(
             target, scores_path, expected_rows, context, reasons
         )
+        ensure_pg_quarantine(self, quarantine, target.entity_key)
         timings: dict[str, float] = {"read_audit": time.perf_counter() - started}
         t, k = self.ident(target.table), self.ident(target.entity_key)
         partition_name = partition_table_name(target)
@@ -239,6 +246,7 @@ class PostgresWarehouse(PostgresRecords, OutcomeStore):
             pause_at("staged")
             mark = time.perf_counter()
             swap_reasons(con, self, target, reasons, staged)
+            replace_pg_quarantine(con, self, quarantine, target)
             replaced_rows = self._swap(con, target, t, part, partition_name, expected_rows)
             timings["swap"] = time.perf_counter() - mark
             pause_at("swapped")

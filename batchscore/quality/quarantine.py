@@ -1,0 +1,206 @@
+"""Row quarantine: which raw rows break a strict row-level expectation, and why.
+
+With `validation.quarantine: {max_share: ...}` the raw gate holds aside every row that breaks
+an error-severity row-level expectation without a `mostly` tolerance (not null, between, in
+set, regex, unique: all copies of a duplicated key) or holds NaN or infinity in a float
+column, and gates the remaining rows. Expectations with `mostly` already tolerate their
+share, warnings never block, and table-level ones (schema, row count, column means) never
+quarantine: they judge the day, not a row. The rules are evaluated here with pyarrow, each
+row against each rule, so the counts are exact and the same on every engine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from batchscore.quality.outcome import ValidationFailed, ValidationOutcome
+from batchscore.quality.pii import NO_PII, PiiMask
+from batchscore.quality.suites import FLOAT_TYPES, Suite, arrow_type_name
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+Broken = Callable[["pa.Table"], np.ndarray]
+
+
+class QuarantineExceeded(ValidationFailed):
+    """More rows broke row-level expectations than the pipeline's quarantine tolerates."""
+
+    def __init__(self, outcome: ValidationOutcome, headline: str):
+        RuntimeError.__init__(self, f"{headline}\n{outcome.summary()}")
+        self.result = outcome
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """One row-level check: its name (shown in the quarantine table) and the rows breaking it."""
+
+    name: str
+    column: str
+    broken: Broken
+
+
+def _filled(mask: Any) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _not_null(column: str) -> Broken:
+    import pyarrow.compute as pc
+
+    return lambda t: _filled(pc.is_null(t.column(column), nan_is_null=False))
+
+
+def _between(column: str, kwargs: dict[str, Any]) -> Broken:
+    import pyarrow.compute as pc
+
+    def broken(table: pa.Table) -> np.ndarray:
+        values, out = table.column(column), np.zeros(table.num_rows, dtype=bool)
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        if low is not None:
+            below = pc.less_equal if kwargs.get("strict_min") else pc.less
+            out |= _filled(below(values, low))
+        if high is not None:
+            above = pc.greater_equal if kwargs.get("strict_max") else pc.greater
+            out |= _filled(above(values, high))
+        return out
+
+    return broken
+
+
+def _in_set(column: str, values: list[Any]) -> Broken:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def broken(table: pa.Table) -> np.ndarray:
+        col = table.column(column)
+        allowed = pa.array(values).cast(col.type)
+        return _filled(pc.and_(pc.is_valid(col), pc.invert(pc.is_in(col, value_set=allowed))))
+
+    return broken
+
+
+def _regex(column: str, pattern: str) -> Broken:
+    import pyarrow.compute as pc
+
+    return lambda t: _filled(pc.invert(pc.match_substring_regex(t.column(column), pattern)))
+
+
+def _unique(column: str) -> Broken:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def broken(table: pa.Table) -> np.ndarray:
+        col = table.column(column)
+        counts = pa.table({"k": col}).group_by("k").aggregate([("k", "count")])
+        repeated = counts.filter(pc.greater(counts.column("k_count"), 1)).column("k")
+        return _filled(pc.is_in(col, value_set=repeated.combine_chunks(), skip_nulls=True))
+
+    return broken
+
+
+def _not_nan(column: str) -> Broken:
+    import pyarrow.compute as pc
+
+    return lambda t: _filled(pc.invert(pc.is_finite(t.column(column))))
+
+
+def _strict(config: Any) -> bool:
+    severity = getattr(config.severity, "value", config.severity) or "critical"
+    mostly = config.kwargs.get("mostly")
+    return str(severity).lower() not in ("warning", "info") and (mostly is None or mostly >= 1)
+
+
+def row_rules(suite: Suite, schema: pa.Schema) -> list[RowRule]:
+    """The suite's strict row-level expectations, plus NaN/infinity in every float column."""
+    rules = []
+    for expectation in suite.expectations:
+        config = expectation.configuration
+        kwargs, column = dict(config.kwargs), config.kwargs.get("column")
+        if not _strict(config) or column not in schema.names:
+            continue
+        kind = config.type.removeprefix("expect_column_values_to_")
+        builders: dict[str, Callable[[], Broken]] = {
+            "not_be_null": lambda: _not_null(column),
+            "be_between": lambda: _between(column, kwargs),
+            "be_in_set": lambda: _in_set(column, list(kwargs["value_set"])),
+            "match_regex": lambda: _regex(column, str(kwargs["regex"])),
+            "be_unique": lambda: _unique(column),
+        }
+        if config.type.startswith("expect_column_values_to_") and kind in builders:
+            rules.append(RowRule(f"{kind.removeprefix('be_')}({column})", column, builders[kind]()))
+    for field in schema:
+        if arrow_type_name(field.type) in FLOAT_TYPES:
+            rules.append(RowRule(f"finite({field.name})", field.name, _not_nan(field.name)))
+    return rules
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Which rows broke which rules: `bad` per row, and per rule its count."""
+
+    rows: int
+    bad: np.ndarray
+    counts: dict[str, int]
+    broken: dict[str, np.ndarray]
+
+    @property
+    def quarantined(self) -> int:
+        return int(self.bad.sum())
+
+    def rules_of(self, index: np.ndarray) -> list[str]:
+        """For the bad rows at `index`, the rules each broke, joined with '; '."""
+        return ["; ".join(name for name, mask in self.broken.items() if mask[i]) for i in index]
+
+    def describe(self) -> str:
+        listed = ", ".join(f"{name} {count:,}" for name, count in self.counts.items() if count)
+        return f"{self.quarantined:,} of {self.rows:,} rows ({listed})" if self.quarantined else "no rows"
+
+
+def judge(table: pa.Table, rules: list[RowRule]) -> Verdict:
+    """Evaluate every rule on every row of `table`."""
+    bad = np.zeros(table.num_rows, dtype=bool)
+    broken: dict[str, np.ndarray] = {}
+    for rule in rules:
+        mask = rule.broken(table)
+        if mask.any():
+            broken[rule.name] = broken[rule.name] | mask if rule.name in broken else mask
+        bad |= mask
+    counts = {name: int(mask.sum()) for name, mask in broken.items()}
+    return Verdict(rows=table.num_rows, bad=bad, counts=counts, broken=broken)
+
+
+def quarantine_rows(
+    table: pa.Table, verdict: Verdict, entity_key: str, pii: PiiMask = NO_PII
+) -> pa.Table:
+    """The held-aside rows as (<entity key> text, rule, row_json), PII columns hashed by `pii`."""
+    import pyarrow as pa
+
+    index = np.flatnonzero(verdict.bad)
+    held = table.take(pa.array(index, type=pa.int64())).to_pylist()
+    rows = [
+        json.dumps({k: _shown(k, v, pii) for k, v in row.items()}, default=str, allow_nan=True)
+        for row in held
+    ]
+    keys = [None if row.get(entity_key) is None else str(row[entity_key]) for row in held]
+    return pa.table(
+        {
+            entity_key: pa.array(keys, pa.string()),
+            "rule": pa.array(verdict.rules_of(index), pa.string()),
+            "row_json": pa.array(rows, pa.string()),
+        }
+    )
+
+
+def _shown(column: str, value: Any, pii: PiiMask) -> Any:
+    if column in pii.columns:
+        return pii.value(value)
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)  # JSON has no NaN or infinity: "nan", "inf" keep the evidence
+    return value

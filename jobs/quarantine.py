@@ -1,0 +1,172 @@
+"""The raw gate with row quarantine (`validation.quarantine`), and what later stages read of it.
+
+validate_raw judges every row (`batchscore.quality.quarantine`). Above the tolerance the gate
+runs on the whole day so its report shows every failure, and the run fails: nothing is
+published. Within it the suite gates the remaining rows; those are written to the day's clean
+partition (only when rows were held aside), and the held-aside rows, with the rules they
+broke, to the quarantine partition whose `_QUARANTINE.json` records the counts and the raw
+partition's checksum. build_features reads the clean rows; publish puts the quarantined rows
+into `quarantine_<pipeline>` in the transaction that publishes the day's scores, so a rerun
+replaces both or neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batchscore.quality.quarantine import QuarantineExceeded, judge, quarantine_rows, row_rules
+from batchscore.settings import Settings
+from batchscore.storage.lake import Lake, PartitionError, partition_checksum
+from batchscore.telemetry.alerts import send_alert
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from batchscore.quality.suites import Suite
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "_QUARANTINE.json"
+
+
+def gate_raw(
+    settings: Settings,
+    lake: Lake,
+    suite: Suite,
+    run_date: date,
+    table: pa.Table,
+    where: dict[str, Any],
+) -> tuple[Any, dict[str, Any]]:
+    """Judge each row, fail above the tolerance, gate the rest and write both partitions.
+
+    Returns the gate's outcome (on the kept rows) and the quarantine summary.
+    """
+    from batchscore.quality.validation import validate_table
+
+    pipeline = settings.pipeline
+    tolerance = pipeline.validation.quarantine
+    assert tolerance is not None
+    started = time.perf_counter()
+    verdict = judge(table, row_rules(suite, table.schema))
+    limit = math.floor(tolerance.max_share * verdict.rows)
+    summary = {
+        "rows": verdict.rows,
+        "quarantined_rows": verdict.quarantined,
+        "kept_rows": verdict.rows - verdict.quarantined,
+        "max_share": tolerance.max_share,
+        "max_rows": limit,
+        "rules": verdict.counts,
+        "table": pipeline.quarantine_table,
+    }
+    workers = pipeline.validation.pandas_workers
+    if verdict.quarantined > limit:
+        outcome = validate_table(
+            table, suite, raise_on_failure=False, workers=workers, quarantine=summary, **where
+        )
+        raise QuarantineExceeded(
+            outcome,
+            f"quarantine exceeded: pipeline {pipeline.name}, partition {where['partition']}: "
+            f"{verdict.describe()} break row-level expectations, "
+            f"{verdict.quarantined / verdict.rows:.3%} of the day, above validation.quarantine.max_share "
+            f"{tolerance.max_share:.3%} ({limit:,} rows); nothing was published",
+        )
+    kept = table.filter(~verdict.bad) if verdict.quarantined else table
+    outcome = validate_table(kept, suite, workers=workers, quarantine=summary, **where)
+    raw_checksum = partition_checksum(Path(where["partition"]))
+    clean = _write_clean(lake, pipeline.name, run_date, kept) if verdict.quarantined else None
+    held = quarantine_rows(table, verdict, pipeline.dataset.entity_key, suite.pii)
+    manifest = {
+        **summary,
+        "pipeline": pipeline.name,
+        "run_date": run_date.isoformat(),
+        "raw_partition": where["partition"],
+        "raw_checksum": raw_checksum,
+        "suite_sha256": hashlib.sha256(Path(suite.path).read_bytes()).hexdigest(),
+        "clean_partition": str(clean) if clean else None,
+        "clean_checksum": partition_checksum(clean) if clean else None,
+    }
+    _write_held(lake, pipeline.name, run_date, held, manifest)
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    if verdict.quarantined:
+        log.warning("quarantine: %s held aside in %s", verdict.describe(), pipeline.quarantine_table)
+        send_alert(
+            settings.platform.alert_webhook,
+            f"batchscore {pipeline.name}: {verdict.quarantined:,} rows quarantined on {run_date}",
+            {"pipeline": pipeline.name, "run_date": run_date, **summary},
+        )
+    return outcome, summary
+
+
+def _write_clean(lake: Lake, pipeline: str, run_date: date, kept: pa.Table) -> Path:
+    import pyarrow.parquet as pq
+
+    final = lake.clean_partition(pipeline, run_date)
+    with lake.staged_partition(final) as staging:
+        staging.mkdir(parents=True)
+        pq.write_table(kept, staging / "part-00000.parquet")
+    return final
+
+
+def _write_held(lake: Lake, pipeline: str, run_date: date, held: pa.Table, manifest: dict[str, Any]) -> None:
+    import pyarrow.parquet as pq
+
+    with lake.staged_partition(lake.quarantine_partition(pipeline, run_date)) as staging:
+        staging.mkdir(parents=True)
+        pq.write_table(held, staging / "part-00000.parquet")
+        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def read_manifest(lake: Lake, pipeline: str, run_date: date, raw_checksum: str) -> dict[str, Any]:
+    """The day's quarantine manifest; fails when validate_raw judged another raw partition."""
+    partition = lake.quarantine_partition(pipeline, run_date)
+    lake.require_complete(partition)
+    manifest: dict[str, Any] = json.loads((partition / MANIFEST_NAME).read_text())
+    if manifest.get("raw_checksum") != raw_checksum:
+        raise PartitionError(
+            f"the raw partition of {run_date} changed since validate_raw held its rows aside "
+            f"(quarantine {partition}); rerun the day from validate_raw; nothing was published"
+        )
+    return manifest
+
+
+def features_source(
+    settings: Settings, lake: Lake, run_date: date, raw_files: list[Path], raw_checksum: str
+) -> tuple[list[Path], str | None]:
+    """The files build_features reads (the clean rows when rows were held aside) and what the
+    fingerprint must add for them (None without quarantine)."""
+    pipeline = settings.pipeline
+    if pipeline.validation.quarantine is None:
+        return raw_files, None
+    manifest = read_manifest(lake, pipeline.name, run_date, raw_checksum)
+    if not manifest["quarantined_rows"]:
+        return raw_files, "none held aside"
+    clean = lake.clean_partition(pipeline.name, run_date)
+    files = lake.require_complete(clean)
+    if partition_checksum(clean) != manifest["clean_checksum"]:
+        raise PartitionError(f"clean partition {clean} is not the one validate_raw wrote; rerun the day")
+    return files, f"clean {manifest['clean_checksum']}"
+
+
+def held_rows(settings: Settings, lake: Lake, run_date: date, raw_checksum: str) -> pa.Table | None:
+    """The quarantined rows to publish with the day's scores (None: quarantine is off)."""
+    import pyarrow.parquet as pq
+
+    pipeline = settings.pipeline
+    if pipeline.validation.quarantine is None:
+        return None
+    manifest = read_manifest(lake, pipeline.name, run_date, raw_checksum)
+    partition = lake.quarantine_partition(pipeline.name, run_date)
+    table = pq.read_table(partition / "part-00000.parquet")
+    if table.num_rows != manifest["quarantined_rows"]:
+        raise PartitionError(
+            f"quarantine {partition} holds {table.num_rows} rows, its manifest says "
+            f"{manifest['quarantined_rows']}; rerun the day from validate_raw; nothing was published"
+        )
+    return table
