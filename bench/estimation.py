@@ -45,10 +45,11 @@ def environment(home: Path) -> dict[str, str]:
 
 def nightly_days(settings: Any, spark: Any) -> None:
     """Features, scores and publish for each day, then that day's evaluation (its estimate)."""
-    from jobs import build_features, evaluate, publish, score
+    from jobs import build_features, evaluate, publish, score, validate
 
     day = FIRST
     while day <= LAST:
+        validate.run(settings, day, "raw")  # the quarantine's verdict: which rows go on
         build_features.run(settings, day, spark=spark)
         score.run(settings, day, 1, spark=spark)
         publish.run(settings, day, 1, run_id=f"bench-{day}")

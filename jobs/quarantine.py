@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchscore.quality.quarantine import QuarantineExceeded, judge, quarantine_rows, row_rules
+from batchscore.quality.quarantine import QuarantineExceeded, Verdict, judge, quarantine_rows, row_rules
 from batchscore.settings import Settings
 from batchscore.storage.lake import Lake, PartitionError, partition_checksum
 from batchscore.telemetry.alerts import send_alert
@@ -79,21 +79,36 @@ def gate_raw(
         )
     kept = table.filter(~verdict.bad) if verdict.quarantined else table
     outcome = validate_table(kept, suite, workers=workers, quarantine=summary, **where)
-    raw_checksum = partition_checksum(Path(where["partition"]))
+    _record(settings, lake, suite, run_date, (table, kept, verdict), where["partition"], summary)
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    return outcome, summary
+
+
+def _record(
+    settings: Settings,
+    lake: Lake,
+    suite: Suite,
+    run_date: date,
+    judged: tuple[pa.Table, pa.Table, Verdict],
+    raw_partition: str,
+    summary: dict[str, Any],
+) -> None:
+    """Write the clean partition (when rows were held aside), then the quarantine one; alert."""
+    pipeline = settings.pipeline
+    table, kept, verdict = judged
     clean = _write_clean(lake, pipeline.name, run_date, kept) if verdict.quarantined else None
     held = quarantine_rows(table, verdict, pipeline.dataset.entity_key, suite.pii)
     manifest = {
         **summary,
         "pipeline": pipeline.name,
         "run_date": run_date.isoformat(),
-        "raw_partition": where["partition"],
-        "raw_checksum": raw_checksum,
+        "raw_partition": raw_partition,
+        "raw_checksum": partition_checksum(Path(raw_partition)),
         "suite_sha256": hashlib.sha256(Path(suite.path).read_bytes()).hexdigest(),
         "clean_partition": str(clean) if clean else None,
         "clean_checksum": partition_checksum(clean) if clean else None,
     }
-    _write_held(lake, pipeline.name, run_date, held, manifest)
-    summary["seconds"] = round(time.perf_counter() - started, 3)
+    write_held(lake, pipeline.name, run_date, held, manifest)
     if verdict.quarantined:
         log.warning("quarantine: %s held aside in %s", verdict.describe(), pipeline.quarantine_table)
         send_alert(
@@ -101,7 +116,6 @@ def gate_raw(
             f"batchscore {pipeline.name}: {verdict.quarantined:,} rows quarantined on {run_date}",
             {"pipeline": pipeline.name, "run_date": run_date, **summary},
         )
-    return outcome, summary
 
 
 def _write_clean(lake: Lake, pipeline: str, run_date: date, kept: pa.Table) -> Path:
@@ -114,7 +128,8 @@ def _write_clean(lake: Lake, pipeline: str, run_date: date, kept: pa.Table) -> P
     return final
 
 
-def _write_held(lake: Lake, pipeline: str, run_date: date, held: pa.Table, manifest: dict[str, Any]) -> None:
+def write_held(lake: Lake, pipeline: str, run_date: date, held: pa.Table, manifest: dict[str, Any]) -> None:
+    """The quarantine partition: the held-aside rows and `_QUARANTINE.json`, in one rename."""
     import pyarrow.parquet as pq
 
     with lake.staged_partition(lake.quarantine_partition(pipeline, run_date)) as staging:
@@ -126,6 +141,11 @@ def _write_held(lake: Lake, pipeline: str, run_date: date, held: pa.Table, manif
 def read_manifest(lake: Lake, pipeline: str, run_date: date, raw_checksum: str) -> dict[str, Any]:
     """The day's quarantine manifest; fails when validate_raw judged another raw partition."""
     partition = lake.quarantine_partition(pipeline, run_date)
+    if not lake.landed(partition):
+        raise PartitionError(
+            f"{run_date} has no quarantine verdict ({partition}): under validation.quarantine, "
+            "validate_raw decides which rows go on; run the day from validate_raw; nothing was published"
+        )
     lake.require_complete(partition)
     manifest: dict[str, Any] = json.loads((partition / MANIFEST_NAME).read_text())
     if manifest.get("raw_checksum") != raw_checksum:

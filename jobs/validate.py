@@ -116,7 +116,6 @@ def run(
     spark: SparkSession | None = None,
 ) -> dict[str, Any]:
     from batchscore.quality.suites import load_suite
-    from batchscore.quality.validation import validate_spark, validate_table
 
     pipeline = settings.pipeline
     lake = Lake(settings.platform.lake_url)
@@ -134,27 +133,8 @@ def run(
         "partition": str(partition),
         "report_dir": report_dir,
     }
-    quarantine = None
     try:
-        if quarantines(settings, stage, suite, footprint):
-            from jobs.quarantine import gate_raw
-
-            table = read_partition(lake, partition, footprint.files)
-            outcome, quarantine = gate_raw(settings, lake, suite, run_date, table, where)
-        elif engine == "pandas":
-            table = read_partition(lake, partition, footprint.files)
-            outcome = validate_table(table, suite, workers=pipeline.validation.pandas_workers, **where)
-        else:
-            from batchscore.compute.spark import get_spark
-
-            spark = spark or get_spark(settings.platform)
-            outcome = validate_spark(
-                spark.read.parquet(str(partition)),
-                footprint.schema,
-                footprint.rows,
-                suite,
-                **where,
-            )
+        outcome, quarantine = _gate(settings, lake, suite, (run_date, engine, footprint), where, spark)
     finally:
         lake.push_tree(report_dir)  # an S3 lake keeps the reports too, failed ones included
     if outcome.failed:  # warning-only expectations: reported, the gate still passes
@@ -173,6 +153,36 @@ def run(
     if quarantine is not None:
         result |= {"quarantined_rows": quarantine["quarantined_rows"], "quarantine": quarantine}
     return result
+
+
+def _gate(
+    settings: Settings,
+    lake: Lake,
+    suite: Suite,
+    day: tuple[date, str, Footprint],
+    where: dict[str, Any],
+    spark: SparkSession | None,
+) -> tuple[Any, dict[str, Any] | None]:
+    """Run the gate on its engine (with the quarantine's row judgement first, where it applies):
+    (outcome, quarantine summary or None)."""
+    from batchscore.quality.validation import validate_spark, validate_table
+
+    run_date, engine, footprint = day
+    partition = Path(where["partition"])
+    if quarantines(settings, where["stage"], suite, footprint):
+        from jobs.quarantine import gate_raw
+
+        table = read_partition(lake, partition, footprint.files)
+        return gate_raw(settings, lake, suite, run_date, table, where)
+    if engine == "pandas":
+        table = read_partition(lake, partition, footprint.files)
+        workers = settings.pipeline.validation.pandas_workers
+        return validate_table(table, suite, workers=workers, **where), None
+    from batchscore.compute.spark import get_spark
+
+    spark = spark or get_spark(settings.platform)
+    frame = spark.read.parquet(str(partition))
+    return validate_spark(frame, footprint.schema, footprint.rows, suite, **where), None
 
 
 def quarantines(settings: Settings, stage: str, suite: Suite, footprint: Footprint) -> bool:

@@ -134,7 +134,8 @@ def row_rules(suite: Suite, schema: pa.Schema) -> list[RowRule]:
             "be_unique": lambda: _unique(column),
         }
         if config.type.startswith("expect_column_values_to_") and kind in builders:
-            rules.append(RowRule(f"{kind.removeprefix('be_')}({column})", column, builders[kind]()))
+            name = "not_null" if kind == "not_be_null" else kind.removeprefix("be_")
+            rules.append(RowRule(f"{name}({column})", column, builders[kind]()))
     for field in schema:
         if arrow_type_name(field.type) in FLOAT_TYPES:
             rules.append(RowRule(f"finite({field.name})", field.name, _not_nan(field.name)))

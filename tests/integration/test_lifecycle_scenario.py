@@ -67,11 +67,12 @@ def scenario_pipeline(folder: Path) -> None:
 
 def nightly(settings: Settings, day: date, spark, model_version: int | None = None) -> dict:
     """The nightly DAG's stages in-process (the Airflow wiring is exercised on day X)."""
-    from jobs import build_features, drift, gate, publish, resolve_model, score
+    from jobs import build_features, drift, gate, publish, resolve_model, score, validate
 
     run_id = f"scheduled__{day.isoformat()}"
     model = resolve_model.run(settings, day, model_version, run_id=run_id)
     version = model["model_version"]
+    validate.run(settings, day, "raw")  # the quarantine's verdict: which rows go on
     build_features.run(settings, day, spark)
     score.run(settings, day, version, spark)
     publish.run(settings, day, version, run_id=run_id, model_source=model["source"])

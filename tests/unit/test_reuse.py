@@ -15,9 +15,9 @@ import pytest
 from batchscore.examples.seed import SeedSpec, customers_snapshot, write_partition
 from batchscore.models.inference import ModelRef
 from batchscore.settings import Settings
-from batchscore.storage.lake import Lake
+from batchscore.storage.lake import Lake, PartitionError
 from features import Feature, load_feature_set
-from jobs import build_features
+from jobs import build_features, validate
 from jobs.reuse import MANIFEST, features_fingerprint, scores_fingerprint, source_hashes
 
 DAY = date(2026, 11, 21)
@@ -106,6 +106,7 @@ def test_build_features_reuses_a_complete_partition_with_its_fingerprint(spark, 
     table, _ = customers_snapshot(SeedSpec(rows=300), DAY)
     write_partition(lake, "customers", DAY, table)
     final = lake.features_partition("churn", DAY)
+    validate.run(churn_settings, DAY, "raw")  # churn has a quarantine: its verdict comes first
 
     first = build_features.run(churn_settings, DAY, spark)
     assert first["reused"] is False and first["rows"] == 300
@@ -136,6 +137,9 @@ def test_build_features_reuses_a_complete_partition_with_its_fingerprint(spark, 
     # A new raw partition for the day (a re-landed upstream file) is a new input.
     table, _ = customers_snapshot(SeedSpec(rows=300, seed=99), DAY)
     write_partition(lake, "customers", DAY, table)
+    with pytest.raises(PartitionError, match="changed since validate_raw held its rows aside"):
+        build_features.run(churn_settings, DAY, spark)  # not gated yet
+    validate.run(churn_settings, DAY, "raw")
     rebuilt = build_features.run(churn_settings, DAY, spark)
     assert rebuilt["reused"] is False and rebuilt["fingerprint"] != first["fingerprint"]
     assert data_file_ids(final) != files

@@ -248,9 +248,11 @@ def test_shadow_scoring_writes_and_publishes_the_challenger_apart(spark, churn_s
     assert not np.allclose(champion.column("score").to_numpy(), challenger.column("score").to_numpy())
 
     # these features come from no raw partition: publish without churn's context columns
+    # (nor quarantine verdict)
     output = settings.pipeline.output.model_copy(update={"context_columns": []})
+    validation = settings.pipeline.validation.model_copy(update={"quarantine": None})
     settings = settings.model_copy(
-        update={"pipeline": settings.pipeline.model_copy(update={"output": output})}
+        update={"pipeline": settings.pipeline.model_copy(update={"output": output, "validation": validation})}
     )
     publish.run(settings, DAY, 1, run_id="r1")
     shadow = publish.run_shadow(settings, DAY, 2, run_id="r1")

@@ -63,3 +63,30 @@ def reasons_file(  # type: ignore[no-untyped-def]
     (folder / REASONS_MANIFEST).write_text(json.dumps(manifest))
     (folder / "_SUCCESS").touch()
     return folder
+
+
+def held_rows(lake, raw_checksum: str, rows=(), day=DAY) -> None:  # type: ignore[no-untyped-def]
+    """The quarantine verdict validate_raw leaves for the day: `rows` (key, rule, row_json) held aside."""
+    from jobs.quarantine import write_held
+
+    keys, rules, bodies = (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [])
+    table = pa.table(
+        {
+            "customer_id": pa.array(keys, pa.string()),
+            "rule": pa.array(rules, pa.string()),
+            "row_json": pa.array(bodies, pa.string()),
+        }
+    )
+    manifest = {"raw_checksum": raw_checksum, "quarantined_rows": len(keys), "clean_checksum": None}
+    write_held(lake, "churn", day, table, manifest)
+
+
+def quarantined(n: int, run_id: str = "") -> pa.Table:
+    """`n` held-aside rows as `jobs.quarantine` writes them (keys "q0".. tagged with `run_id`)."""
+    return pa.table(
+        {
+            "customer_id": pa.array([f"q{i}" for i in range(n)], pa.string()),
+            "rule": pa.array(["finite(monthly_charges)"] * n, pa.string()),
+            "row_json": pa.array([f'{{"run": "{run_id}", "i": {i}}}' for i in range(n)], pa.string()),
+        }
+    )

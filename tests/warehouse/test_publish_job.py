@@ -12,7 +12,7 @@ from batchscore.settings import load_settings
 from batchscore.storage.lake import SUCCESS_MARKER, Lake, partition_checksum
 from jobs import publish
 from tests.conftest import settings_env
-from tests.warehouse.slices import DAY, reasons_file, scores_file
+from tests.warehouse.slices import DAY, held_rows, reasons_file, scores_file
 
 
 def land_day(lake: Lake, raw_columns: dict[str, list[object]] | None = None) -> str:
@@ -40,6 +40,7 @@ def land_day(lake: Lake, raw_columns: dict[str, list[object]] | None = None) -> 
     reasons_file(
         lake.reasons_partition("churn", 1, DAY), scores, [1, 2, 3]
     )  # churn.yaml has explain: top_k 3
+    held_rows(lake, checksum)  # churn.yaml has a quarantine: validate_raw held nothing aside
     return checksum
 
 
@@ -102,7 +103,11 @@ def test_a_rerun_with_unchanged_scores_is_a_no_op_unless_forced(warehouse_url, t
     settings = load_settings("churn", settings_env(tmp_path, BATCHSCORE_WAREHOUSE_URL=warehouse_url))
     # without context columns: this test fakes the features' input checksum, not a raw partition
     no_context = settings.pipeline.model_copy(
-        update={"output": type(settings.pipeline.output)(), "explain": None}
+        update={
+            "output": type(settings.pipeline.output)(),
+            "explain": None,
+            "validation": settings.pipeline.validation.model_copy(update={"quarantine": None}),
+        }
     )
     settings = settings.model_copy(update={"pipeline": no_context})
     lake = Lake(settings.platform.lake_url)
