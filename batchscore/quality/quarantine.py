@@ -117,6 +117,21 @@ def _strict(config: Any) -> bool:
     return str(severity).lower() not in ("warning", "info") and (mostly is None or mostly >= 1)
 
 
+def _rule(kind: str, column: str, kwargs: dict[str, Any]) -> Broken | None:
+    """The check of one row-level expectation kind (None: not one quarantine evaluates)."""
+    if kind == "not_be_null":
+        return _not_null(column)
+    if kind == "be_between":
+        return _between(column, kwargs)
+    if kind == "be_in_set":
+        return _in_set(column, list(kwargs["value_set"]))
+    if kind == "match_regex":
+        return _regex(column, str(kwargs["regex"]))
+    if kind == "be_unique":
+        return _unique(column)
+    return None
+
+
 def row_rules(suite: Suite, schema: pa.Schema) -> list[RowRule]:
     """The suite's strict row-level expectations, plus NaN/infinity in every float column."""
     rules = []
@@ -126,16 +141,10 @@ def row_rules(suite: Suite, schema: pa.Schema) -> list[RowRule]:
         if not _strict(config) or column not in schema.names:
             continue
         kind = config.type.removeprefix("expect_column_values_to_")
-        builders: dict[str, Callable[[], Broken]] = {
-            "not_be_null": lambda: _not_null(column),
-            "be_between": lambda: _between(column, kwargs),
-            "be_in_set": lambda: _in_set(column, list(kwargs["value_set"])),
-            "match_regex": lambda: _regex(column, str(kwargs["regex"])),
-            "be_unique": lambda: _unique(column),
-        }
-        if config.type.startswith("expect_column_values_to_") and kind in builders:
+        broken = _rule(kind, column, kwargs) if config.type.startswith("expect_column_values_to_") else None
+        if broken is not None:
             name = "not_null" if kind == "not_be_null" else kind.removeprefix("be_")
-            rules.append(RowRule(f"{name}({column})", column, builders[kind]()))
+            rules.append(RowRule(f"{name}({column})", column, broken))
     for field in schema:
         if arrow_type_name(field.type) in FLOAT_TYPES:
             rules.append(RowRule(f"finite({field.name})", field.name, _not_nan(field.name)))
@@ -177,9 +186,7 @@ def judge(table: pa.Table, rules: list[RowRule]) -> Verdict:
     return Verdict(rows=table.num_rows, bad=bad, counts=counts, broken=broken)
 
 
-def quarantine_rows(
-    table: pa.Table, verdict: Verdict, entity_key: str, pii: PiiMask = NO_PII
-) -> pa.Table:
+def quarantine_rows(table: pa.Table, verdict: Verdict, entity_key: str, pii: PiiMask = NO_PII) -> pa.Table:
     """The held-aside rows as (<entity key> text, rule, row_json), PII columns hashed by `pii`."""
     import pyarrow as pa
 

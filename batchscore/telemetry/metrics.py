@@ -51,9 +51,15 @@ def run_registry(
                 rate.labels(pipeline, name).set(float(stage["rows"]) / float(stage["seconds"]))
         if stage.get("cpu_seconds") is not None:
             cpu.labels(pipeline, name).set(float(stage["cpu_seconds"]))
-        if stage.get("quarantined_rows") is not None:
-            quarantined = gauge("batchscore_quarantined_rows", "Rows held in quarantine by the run")
-            quarantined.labels(pipeline).set(float(stage["quarantined_rows"]))
+        if stage.get("quarantine"):
+            held = stage["quarantine"]
+            gauge("batchscore_quarantined_rows", "Rows held in quarantine by the run").labels(pipeline).set(
+                float(held["quarantined_rows"])
+            )
+            tolerance = gauge(
+                "batchscore_quarantine_max_rows", "Rows the quarantine may hold before the run fails"
+            )
+            tolerance.labels(pipeline).set(float(held["max_rows"]))
     at = time.time() if now is None else now
     gauge("batchscore_run_success", "1 when the last run succeeded, 0 when it failed").labels(pipeline).set(
         1.0 if success else 0.0

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.prometheus_servers import prometheus_servers
 from tests.mlflow_server import NO_TELEMETRY, mlflow_server
 
 
@@ -19,3 +20,10 @@ def mlflow_tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
         for key, value in NO_TELEMETRY.items():
             env.setenv(key, value)
         yield uri
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A real Pushgateway and a Prometheus scraping it: (gateway URL, Prometheus URL)."""
+    with prometheus_servers(tmp_path_factory.mktemp("prometheus")) as urls:
+        yield urls

@@ -13,8 +13,15 @@ from batchscore.telemetry.metrics import (
 )
 
 STAGES = [
-    {"stage": "validate_raw", "rows": 100, "seconds": 2.0, "cpu_seconds": 1.5},
-    {"stage": "score", "rows": 100, "seconds": 4.0, "cpu_seconds": 3.0, "quarantined_rows": 2},
+    {
+        "stage": "validate_raw",
+        "rows": 102,
+        "seconds": 2.0,
+        "cpu_seconds": 1.5,
+        "quarantined_rows": 2,
+        "quarantine": {"quarantined_rows": 2, "max_rows": 5, "rules": {"finite(x)": 2}},
+    },
+    {"stage": "score", "rows": 100, "seconds": 4.0, "cpu_seconds": 3.0},
 ]
 GATE = {"decision": "retrain", "alerted": True, "trigger_retrain": True, "drifted_share": 0.5}
 
@@ -31,6 +38,7 @@ def test_metric_names_and_labels() -> None:
     assert samples[("batchscore_stage_rows_per_second", score)] == 25.0
     assert samples[("batchscore_stage_cpu_seconds", score)] == 3.0
     assert samples[("batchscore_quarantined_rows", churn)] == 2
+    assert samples[("batchscore_quarantine_max_rows", churn)] == 5
     assert samples[("batchscore_run_success", churn)] == 1
     assert samples[("batchscore_last_success_timestamp_seconds", churn)] == 1000.0
     assert samples[("batchscore_last_push_timestamp_seconds", churn)] == 1000.0

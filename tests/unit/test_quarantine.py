@@ -45,9 +45,18 @@ def test_each_row_level_rule_names_exactly_the_rows_that_break_it(tmp_path):
         tmp_path,
         {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}},
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "plan"}},
-        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "x", "min_value": 0, "max_value": 3}},
-        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "plan", "value_set": ["basic", "pro"]}},
-        {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "email", "regex": "^[^@]+@[^@]+$"}},
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "x", "min_value": 0, "max_value": 3},
+        },
+        {
+            "type": "expect_column_values_to_be_in_set",
+            "kwargs": {"column": "plan", "value_set": ["basic", "pro"]},
+        },
+        {
+            "type": "expect_column_values_to_match_regex",
+            "kwargs": {"column": "email", "regex": "^[^@]+@[^@]+$"},
+        },
     )
     table = frame(
         id=[1, 2, 2, 4, 2],  # every copy of a duplicated key: rows 1, 2 and 4
@@ -78,7 +87,10 @@ def test_tolerant_warning_and_table_level_expectations_never_quarantine(tmp_path
             "severity": "warning",
         },
         {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 100}},
-        {"type": "expect_column_mean_to_be_between", "kwargs": {"column": "x", "min_value": 0, "max_value": 0.1}},
+        {
+            "type": "expect_column_mean_to_be_between",
+            "kwargs": {"column": "x", "min_value": 0, "max_value": 0.1},
+        },
         {
             "type": "expect_column_values_to_be_between",
             "kwargs": {"column": "age", "min_value": 35, "max_value": 99, "strict_min": True},
@@ -95,9 +107,7 @@ def test_null_keys_are_not_duplicates_of_each_other(tmp_path):
 
 @pytest.mark.parametrize("key", [b"deployment-key", None])
 def test_held_rows_keep_the_evidence_and_hash_personal_data(tmp_path, key):
-    suite = suite_of(
-        tmp_path, {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}}
-    )
+    suite = suite_of(tmp_path, {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}})
     table = frame(id=[7, 7, 3, 4, 5], x=[float("nan"), 1.0, 2.0, 3.0, 4.0])
     verdict = judge(table, row_rules(suite, table.schema))
     mask = PiiMask(frozenset({"email"}), key)

@@ -41,7 +41,9 @@ def spoiled(nan_rows: int, duplicate: bool) -> tuple[pa.Table, pa.Table]:
     good, _ = customers_snapshot(SeedSpec(rows=ROWS), DAY)
     charges = good.column("monthly_charges").to_numpy().copy()
     charges[:nan_rows] = np.nan
-    bad = good.set_column(good.schema.get_field_index("monthly_charges"), "monthly_charges", pa.array(charges))
+    bad = good.set_column(
+        good.schema.get_field_index("monthly_charges"), "monthly_charges", pa.array(charges)
+    )
     if duplicate:
         keys = bad.column("customer_id").to_numpy().copy()
         keys[10] = keys[11]
@@ -76,7 +78,9 @@ def test_good_rows_are_published_and_bad_ones_quarantined_with_them(warehouse_ur
     result = publish.run(settings, DAY, 1, run_id="run-1")
     assert (result["rows"], result["quarantined_rows"]) == (ROWS - 4, 4)
     warehouse = open_warehouse(warehouse_url)
-    held = warehouse.query("SELECT customer_id, rule, row_json, run_id FROM quarantine_churn ORDER BY rule, customer_id")
+    held = warehouse.query(
+        "SELECT customer_id, rule, row_json, run_id FROM quarantine_churn ORDER BY rule, customer_id"
+    )
     scored = warehouse.query("SELECT count(*) FROM scores_churn")[0][0]
     assert scored + len(held) == ROWS, "every input row is either scored or quarantined"
     assert [row[1] for row in held] == ["finite(monthly_charges)"] * 2 + ["unique(customer_id)"] * 2
@@ -106,7 +110,9 @@ def test_above_the_tolerance_the_day_fails_and_nothing_goes_on(tmp_path):
         validate.run(settings, DAY, "raw")
     assert isinstance(failed.value, ValidationFailed), "handled like any failed gate"
     message = str(failed.value)
-    assert "6 of 5,000 rows (finite(monthly_charges) 6)" in message and "above validation.quarantine" in message
+    assert (
+        "6 of 5,000 rows (finite(monthly_charges) 6)" in message and "above validation.quarantine" in message
+    )
     assert "nothing was published" in message and "NaN in float column monthly_charges: 6 row(s)" in message
     report = (tmp_path / "lake/reports/validation/churn/dt=2026-11-21/raw/report.html").read_text()
     assert "ABOVE the tolerance" in report
@@ -137,7 +143,9 @@ def start_publisher(url: str, scores, held: int, *pause: str) -> subprocess.Pope
 def test_a_killed_publish_never_shows_quarantined_rows_without_their_scores(warehouse_url, tmp_path, point):
     warehouse = open_warehouse(warehouse_url)
     old = scores_file(tmp_path / "old", [1, 2, 3], [0.5] * 3)
-    warehouse.publish_scores(target("run-old"), old, 3, quarantine=QuarantineSlice("quarantine_churn", quarantined(2)))
+    warehouse.publish_scores(
+        target("run-old"), old, 3, quarantine=QuarantineSlice("quarantine_churn", quarantined(2))
+    )
 
     def seen() -> tuple[set, int]:
         runs = {r[0] for r in warehouse.query("SELECT run_id FROM scores_churn")}

@@ -61,7 +61,9 @@ def replace_duckdb_quarantine(con: Any, held: QuarantineSlice | None, target: Sc
     ).fetchone()[0]
     con.unregister("held_rows")
     if inserted != held.rows.num_rows:
-        raise RuntimeError(f"inserted {inserted} quarantined rows, expected {held.rows.num_rows}; rolled back")
+        raise RuntimeError(
+            f"inserted {inserted} quarantined rows, expected {held.rows.num_rows}; rolled back"
+        )
 
 
 def ensure_pg_quarantine(warehouse: Any, held: QuarantineSlice | None, entity_key: str) -> None:
@@ -76,10 +78,12 @@ def ensure_pg_quarantine(warehouse: Any, held: QuarantineSlice | None, entity_ke
         con.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key("ddl", warehouse.schema, held.table)])
         table = warehouse.ident(held.table).as_string(con)
         key = warehouse.ident(entity_key).as_string(con)
-        con.execute(sql.SQL(_ddl(table, key, "TEXT", "TIMESTAMPTZ")))  # type: ignore[arg-type]
+        con.execute(sql.SQL(_ddl(table, key, "TEXT", "TIMESTAMPTZ")))
 
 
-def replace_pg_quarantine(con: Any, warehouse: Any, held: QuarantineSlice | None, target: ScoresSlice) -> None:
+def replace_pg_quarantine(
+    con: Any, warehouse: Any, held: QuarantineSlice | None, target: ScoresSlice
+) -> None:
     """In the publish transaction: delete the day's rows, COPY these in (count checked)."""
     if held is None:
         return
@@ -87,16 +91,18 @@ def replace_pg_quarantine(con: Any, warehouse: Any, held: QuarantineSlice | None
     exists = con.execute("SELECT to_regclass(%s)", [f"{warehouse.schema}.{held.table}"]).fetchone()[0]
     if exists is None:
         return
-    con.execute(f"DELETE FROM {table} WHERE run_date = %s", [target.run_date])  # type: ignore[arg-type]
+    con.execute(f"DELETE FROM {table} WHERE run_date = %s", [target.run_date])
     if held.rows is None or held.rows.num_rows == 0:
         return
     key = warehouse.ident(target.entity_key).as_string(con)
     columns = held.rows.to_pydict()
     with con.cursor() as cur:
         copy_sql = f"COPY {table} (run_date, {key}, rule, row_json, run_id, quarantined_at) FROM STDIN"
-        with cur.copy(copy_sql) as copy:  # type: ignore[arg-type]
-            for k, rule, row in zip(columns[target.entity_key], columns["rule"], columns["row_json"], strict=True):
+        with cur.copy(copy_sql) as copy:
+            for k, rule, row in zip(
+                columns[target.entity_key], columns["rule"], columns["row_json"], strict=True
+            ):
                 copy.write_row((target.run_date, k, rule, row, target.run_id, "now"))
-    count = con.execute(f"SELECT count(*) FROM {table} WHERE run_date = %s", [target.run_date]).fetchone()[0]  # type: ignore[arg-type]
+    count = con.execute(f"SELECT count(*) FROM {table} WHERE run_date = %s", [target.run_date]).fetchone()[0]
     if count != held.rows.num_rows:
         raise RuntimeError(f"copied {count} quarantined rows, expected {held.rows.num_rows}; rolled back")
