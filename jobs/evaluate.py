@@ -11,7 +11,12 @@ For run date D (nothing reads the wall clock):
 Breached thresholds alert and are recorded in `model_events` (`performance_gate`,
 `stability_gate`); a realized breach with `performance.trigger_retrain` asks for retraining.
 
+`run_landed` is the realized part alone, for the label partition dt=D as it lands (the outcomes
+DAG, `labels.schedule: partition`): the same rows the nightly run of D writes, replaced the same
+way; estimates, stability, alerts and gates stay with the nightly run.
+
     python -m jobs.evaluate --pipeline churn --date 2026-11-21 --run-id manual-1
+    python -m jobs.evaluate --pipeline churn --date 2026-11-21 --run-id manual-2 --realized-only
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import pandas as pd
 from batchscore.quality import evaluation
 from batchscore.quality.evaluation import Scored
 from batchscore.settings import Settings, load_settings
-from batchscore.storage.lake import Lake
+from batchscore.storage.lake import SUCCESS_MARKER, Lake, PartitionError
 from batchscore.storage.warehouse import open_warehouse
 from batchscore.storage.warehouse.multiclass import PREDICTED, probability_columns
 from batchscore.telemetry.alerts import send_alert
@@ -306,13 +311,39 @@ def run(settings: Settings, run_date: date, run_id: str) -> dict[str, Any]:
     }
 
 
+def run_landed(settings: Settings, arrival: date, run_id: str) -> dict[str, Any]:
+    """Realized rows as the label partition dt=`arrival` lands: every day whose labels landed in
+    (arrival - lookback_days, arrival], with the labels landed by `arrival` (as `run` does)."""
+    started = time.perf_counter()
+    lake = Lake(settings.platform.lake_url)
+    dataset = settings.pipeline.labels.dataset
+    if not lake.landed(lake.raw_partition(dataset, arrival)):
+        raise PartitionError(
+            f"label partition {dataset}/dt={arrival.isoformat()} was announced but has not landed "
+            f"(no {SUCCESS_MARKER}): announce a partition once its {SUCCESS_MARKER} is written"
+        )
+    realized = realize(settings, open_warehouse(settings.platform.warehouse_url), lake, arrival, run_id)
+    return {
+        "stage": "realize",
+        "run_date": arrival.isoformat(),
+        "run_id": run_id,
+        "label_partition": f"{dataset}/dt={arrival.isoformat()}",
+        "realized": realized,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     from jobs import print_result, stage_arguments
 
     parser = stage_arguments(__doc__.splitlines()[0])
     parser.add_argument("--run-id", required=True)
+    parser.add_argument(
+        "--realized-only", action="store_true", help="only the realized rows of the label partition dt=DATE"
+    )
     args = parser.parse_args(argv)
-    print_result(run(load_settings(args.pipeline), args.date, args.run_id))
+    job = run_landed if args.realized_only else run
+    print_result(job(load_settings(args.pipeline), args.date, args.run_id))
 
 
 if __name__ == "__main__":

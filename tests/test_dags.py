@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from batchscore.settings import REPO_ROOT, discover_pipelines
 
 PROBE = r"""
@@ -35,9 +37,10 @@ print(json.dumps({"errors": {str(k): str(v) for k, v in bag.import_errors.items(
 """
 
 
-def parse_dags(tmp_path: Path) -> dict:
+def parse_dags(tmp_path: Path, **extra: str) -> dict:
     lake = tmp_path / "lake-must-not-exist"
     env = {
+        **extra,
         **os.environ,
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -57,23 +60,39 @@ def parse_dags(tmp_path: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def labels_on_partitions(tmp_path: Path) -> Path:
+    """The repository's pipelines, churn with `labels.schedule: partition` (an outcomes DAG)."""
+    folder = tmp_path / "pipelines"
+    folder.mkdir()
+    for path in (REPO_ROOT / "pipelines").glob("*.yaml"):
+        config = yaml.safe_load(path.read_text())
+        if config["name"] == "churn":
+            config["labels"]["schedule"] = "partition"
+        (folder / path.name).write_text(yaml.safe_dump(config))
+    return folder
+
+
 def test_dag_files_import_cleanly_and_follow_conventions(tmp_path):
-    parsed = parse_dags(tmp_path)
+    pipelines_dir = labels_on_partitions(tmp_path)
+    parsed = parse_dags(tmp_path, BATCHSCORE_PIPELINES_DIR=str(pipelines_dir))
     assert parsed["errors"] == {}
     assert parsed["heavy"] == [], "DAG parsing must not import heavy libraries"
-    pipelines = discover_pipelines({})
+    pipelines = discover_pipelines({"BATCHSCORE_PIPELINES_DIR": str(pipelines_dir)})
     expected = {p.dag_id for p in pipelines} | {p.retrain_dag_id for p in pipelines}
-    assert set(parsed["dags"]) == expected and expected
+    expected |= {p.outcomes_dag_id for p in pipelines if p.labels.schedule == "partition"}
+    assert set(parsed["dags"]) == expected and "batchscore_churn_outcomes" in expected
     for dag_id, dag in parsed["dags"].items():
         assert "batchscore" in dag["tags"], dag_id
         assert all(r >= 1 for r in dag["retries"].values()), f"{dag_id}: every task retries"
         assert all(dag["timeouts"].values()), f"{dag_id}: every task has an execution timeout"
         assert dag["doc"] and dag["max_active_runs"] == 1 and dag["catchup"] is False
-        assert dag["params"] == (
-            ["drift_from"] if dag_id.endswith("_retrain") else ["force", "model_version"]
+        kind = dag_id.rpartition("_")[2]
+        assert dag["params"] == {"retrain": ["drift_from"], "outcomes": []}.get(
+            kind, ["force", "model_version"]
         )
-        if not dag_id.endswith("_retrain"):  # the UI's "Trigger with config" offers a force checkbox
+        if kind not in ("retrain", "outcomes"):  # the UI's "Trigger with config" offers a force checkbox
             assert dag["param_defaults"]["force"] is False and dag["param_types"]["force"] == "boolean"
+    assert "batchscore_churn_outcomes" not in parse_dags(tmp_path / "default")["dags"], "opt-in"
 
 
 def test_nightly_stages_run_in_contract_order(tmp_path):

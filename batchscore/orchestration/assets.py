@@ -10,6 +10,11 @@ announces it, the way a landing job would, through Airflow's REST API:
 
 Such runs have no logical date; every task takes the run date from the partition key
 (`task_support.run_date_of`).
+
+With `labels.schedule: partition` the pipeline's label dataset is an asset too
+(`batchscore.raw.<labels dataset>`): announcing a label partition (its arrival date as the key)
+runs the outcomes DAG (`outcomes_dag.py`), which writes the realized performance of the days
+those labels refer to.
 """
 
 from __future__ import annotations
@@ -40,8 +45,18 @@ def nightly_schedule(pipeline: PipelineSettings, platform: PlatformSettings | No
     """The cron expression, or the partitioned-asset timetable on the pipeline's raw dataset."""
     if pipeline.schedule.on == "cron":
         return pipeline.schedule.cron
+    return partition_timetable(pipeline.dataset.name, platform)
+
+
+def labels_schedule(pipeline: PipelineSettings, platform: PlatformSettings | None = None) -> Any:
+    """The partitioned-asset timetable on the pipeline's label dataset (the outcomes DAG's)."""
+    return partition_timetable(pipeline.labels.dataset, platform)
+
+
+def partition_timetable(dataset: str, platform: PlatformSettings | None = None) -> Any:
+    """One run per partition key announced on the dataset's asset."""
     from airflow.sdk import PartitionedAssetTimetable
 
     from batchscore.settings import load_platform
 
-    return PartitionedAssetTimetable(assets=dataset_asset(platform or load_platform(), pipeline.dataset.name))
+    return PartitionedAssetTimetable(assets=dataset_asset(platform or load_platform(), dataset))

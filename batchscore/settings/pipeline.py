@@ -37,6 +37,10 @@ class LabelSettings(_Strict):
     dataset: Identifier
     column: Identifier
     date_column: Identifier = "label_date"
+    # `partition`: also run `batchscore_<name>_outcomes` when a label partition is announced as
+    # an Airflow asset event (its arrival date as the partition key), writing the realized
+    # performance of the days it refers to then; `nightly`: only the nightly `evaluate` does.
+    schedule: Literal["nightly", "partition"] = "nightly"
 
 
 Task = Literal["binary", "regression", "multiclass"]
@@ -330,6 +334,11 @@ class PipelineSettings(_Strict):
     @property
     def retrain_dag_id(self) -> str:
         return f"batchscore_{self.name}_retrain"
+
+    @property
+    def outcomes_dag_id(self) -> str:
+        """The DAG run on label partitions (`labels.schedule: partition`)."""
+        return f"batchscore_{self.name}_outcomes"
 
     @property
     def scores_table(self) -> str:

@@ -1,5 +1,6 @@
 """`schedule.on: partition`: the nightly DAG runs on its raw dataset's partitioned asset events,
-and every task takes the day from the partition key."""
+and every task takes the day from the partition key; `labels.schedule: partition`: the outcomes
+DAG runs on the label dataset's."""
 
 from __future__ import annotations
 
@@ -34,6 +35,37 @@ def test_the_dag_is_scheduled_on_the_raw_datasets_partitions(tmp_path, monkeypat
     assert "PartitionedAssetTimetable" in str(serialized)
     cron = build_nightly_dag(load_settings("churn").pipeline)
     assert cron.schedule == "@daily" and cron.deadline
+
+
+def labels_on_partitions():  # type: ignore[no-untyped-def]
+    pipeline = load_settings("churn").pipeline
+    return pipeline.model_copy(
+        update={"labels": pipeline.labels.model_copy(update={"schedule": "partition"})}
+    )
+
+
+def test_the_outcomes_dag_is_scheduled_on_the_label_datasets_partitions(tmp_path, monkeypatch):
+    from airflow.sdk import PartitionedAssetTimetable
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from batchscore.orchestration.outcomes_dag import build_outcomes_dag
+
+    assert load_settings("churn").pipeline.labels.schedule == "nightly", "opt-in"
+    monkeypatch.setenv("BATCHSCORE_LAKE_URL", str(tmp_path / "lake"))
+    dag = build_outcomes_dag(labels_on_partitions())
+    assert dag.dag_id == "batchscore_churn_outcomes"
+    assert isinstance(dag.timetable, PartitionedAssetTimetable)
+    asset = dag.timetable.asset_condition
+    assert (asset.name, asset.uri) == (
+        "batchscore.raw.churn_labels",
+        f"file://{tmp_path / 'lake'}/raw/churn_labels",
+    )
+    assert [t.task_id for t in dag.tasks] == ["realize"]
+    task = dag.get_task("realize")
+    assert task.retries == 2 and task.retry_exponential_backoff and task.execution_timeout
+    assert dag.max_active_runs == 1 and not dag.catchup and dag.is_paused_upon_creation is False
+    assert "batchscore" in dag.tags and "batchscore.raw.churn_labels" in dag.doc_md
+    assert "PartitionedAssetTimetable" in str(DagSerialization.to_dict(dag))
 
 
 def test_s3_lakes_name_their_bucket():

@@ -14,7 +14,7 @@ import yaml
 
 from batchscore.examples.seed import LABELS_SCHEMA, write_partition
 from batchscore.settings import REPO_ROOT, load_settings
-from batchscore.storage.lake import SUCCESS_MARKER, Lake
+from batchscore.storage.lake import SUCCESS_MARKER, Lake, PartitionError
 from batchscore.storage.warehouse import open_warehouse
 from jobs import evaluate, publish
 from tests.conftest import settings_env
@@ -139,6 +139,31 @@ def test_estimate_then_late_labels_replace_the_realized_rows_exactly_once(settin
         (D2, "stability_gate", "breached"),
         (D3, "performance_gate", "breached"),
     ]
+
+
+def test_a_landed_label_partition_writes_only_realized_rows_once_per_announcement(
+    settings, warehouse_url, tmp_path, monkeypatch, capsys
+):
+    publish_day(settings, D1, list(range(1, 9)), D1_SCORES)
+    with pytest.raises(PartitionError, match="churn_labels/dt=2026-11-18 was announced but has not landed"):
+        evaluate.run_landed(settings, D2, run_id="outcomes-0")
+    land_labels(settings, D2, D1, {1: 0, 2: 0, 3: 1, 4: 0, 5: 1, 6: 1})
+    for run_id in ("outcomes-1", "outcomes-2"):  # the partition announced twice
+        landed = evaluate.run_landed(settings, D2, run_id=run_id)
+    assert landed["label_partition"] == "churn_labels/dt=2026-11-18"
+    assert landed["realized"][D1.isoformat()]["champion"]["rows"] == 6
+    assert realized(settings, D1)["all"] == (pytest.approx(8 / 9), 6, "outcomes-2")
+    counts = open_warehouse(settings.platform.warehouse_url).query(
+        "SELECT role, kind, count(*) FROM model_performance_churn GROUP BY 1, 2"
+    )
+    assert counts == [("champion", "realized", 2 * 14)], "no estimates, one set of realized rows"
+    env = settings_env(tmp_path, BATCHSCORE_WAREHOUSE_URL=warehouse_url)
+    for name, value in {**env, "BATCHSCORE_PIPELINES_DIR": str(tmp_path / "pipelines")}.items():
+        monkeypatch.setenv(name, value)
+    evaluate.main(
+        ["--pipeline", "churn", "--date", "2026-11-18", "--run-id", "outcomes-3", "--realized-only"]
+    )
+    assert json.loads(capsys.readouterr().out)["stage"] == "realize"
 
 
 def test_regression_realizes_rmse_and_mae_and_skips_the_estimate(warehouse_url, tmp_path):
