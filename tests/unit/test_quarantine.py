@@ -119,3 +119,31 @@ def test_held_rows_keep_the_evidence_and_hash_personal_data(tmp_path, key):
     assert first["x"] == "nan" and first["plan"] == "basic" and first["age"] == 30
     assert "a@x.org" not in held.column("row_json")[0].as_py()
     assert first["email"] == mask.value("a@x.org") != "a@x.org"
+
+
+def test_bounds_of_another_type_are_cast_or_left_to_the_suite(tmp_path):
+    schema = {"id": "int64", "day": "date32[day]", "plan": "string"}
+    path = tmp_path / "raw.json"
+    expectations = [
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "day", "min_value": "2026-01-01", "max_value": "2026-12-31"},
+        },
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "plan", "min_value": 1, "max_value": 2},
+        },
+    ]
+    path.write_text(json.dumps({"name": "t", "meta": {"schema": schema}, "expectations": expectations}))
+    suite = load_suite(path)
+    import datetime as dt
+
+    table = pa.table(
+        {
+            "id": pa.array([1, 2], pa.int64()),
+            "day": pa.array([dt.date(2026, 5, 1), dt.date(2025, 12, 31)], pa.date32()),
+            "plan": pa.array(["a", "b"]),
+        }
+    )
+    # the date bounds are compared as dates; text against numbers cannot be: GX gates that one
+    assert broken_rows(suite, table) == {"between(day)": [1]}
