@@ -35,7 +35,7 @@ class QuarantineExceeded(ValidationFailed):
     """More rows broke row-level expectations than the pipeline's quarantine tolerates."""
 
     def __init__(self, outcome: ValidationOutcome, headline: str):
-        RuntimeError.__init__(self, f"{headline}\n{outcome.summary()}")
+        RuntimeError.__init__(self, f"{outcome.summary()}\n{headline}")
         self.result = outcome
 
 
