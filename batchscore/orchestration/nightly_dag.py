@@ -7,13 +7,13 @@ XGBoost, Great Expectations or Evidently; task bodies import their job when they
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from batchscore.orchestration import nightly_tasks as t
 from batchscore.orchestration.assets import nightly_schedule
 from batchscore.orchestration.deadlines import deadline_alert
-from batchscore.orchestration.task_support import record_failure
+from batchscore.orchestration.task_support import record_failure, task_defaults
 from batchscore.settings import PipelineSettings
 
 if TYPE_CHECKING:
@@ -64,14 +64,7 @@ def dag_arguments(pipeline: PipelineSettings) -> dict[str, Any]:
         "start_date": datetime.combine(schedule.start_date, datetime.min.time(), tzinfo=UTC),
         "catchup": schedule.catchup,
         "max_active_runs": schedule.max_active_runs,
-        "default_args": {
-            "owner": pipeline.owner,
-            "retries": schedule.retries,
-            "retry_delay": timedelta(seconds=schedule.retry_delay_s),
-            "retry_exponential_backoff": True,
-            "execution_timeout": timedelta(seconds=schedule.execution_timeout_s),
-            "on_failure_callback": record_failure,
-        },
+        "default_args": {**task_defaults(pipeline), "on_failure_callback": record_failure},
         "tags": ["batchscore", *pipeline.tags],
         "doc_md": DOC.format(
             name=pipeline.name,

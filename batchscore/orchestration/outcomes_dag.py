@@ -8,11 +8,16 @@ label partition's arrival date. Parsing reads no data and imports no Spark or Ev
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from batchscore.orchestration.assets import labels_schedule
-from batchscore.orchestration.task_support import current, no_retry_for_permanent_failures, settings_of
+from batchscore.orchestration.task_support import (
+    current,
+    no_retry_for_permanent_failures,
+    settings_of,
+    task_defaults,
+)
 from batchscore.settings import PipelineSettings
 
 if TYPE_CHECKING:
@@ -53,13 +58,7 @@ def dag_arguments(pipeline: PipelineSettings) -> dict[str, Any]:
         "max_active_runs": 1,
         # Opted into by `labels.schedule: partition`; paused, announced partitions would wait.
         "is_paused_upon_creation": False,
-        "default_args": {
-            "owner": pipeline.owner,
-            "retries": schedule.retries,
-            "retry_delay": timedelta(seconds=schedule.retry_delay_s),
-            "retry_exponential_backoff": True,
-            "execution_timeout": timedelta(seconds=schedule.execution_timeout_s),
-        },
+        "default_args": task_defaults(pipeline),
         "tags": ["batchscore", "outcomes", *pipeline.tags],
         "doc_md": DOC.format(
             name=pipeline.name,

@@ -7,10 +7,11 @@ live in `retrain_tasks`. Parsing reads no data and imports no Spark, XGBoost or 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from batchscore.orchestration import retrain_tasks as t
+from batchscore.orchestration.task_support import task_defaults
 from batchscore.settings import PipelineSettings
 
 if TYPE_CHECKING:
@@ -44,12 +45,7 @@ def dag_arguments(pipeline: PipelineSettings) -> dict[str, Any]:
         "max_active_runs": 1,
         # Runs only when the drift gate (or an operator) triggers it; paused, triggers would queue.
         "is_paused_upon_creation": False,
-        "default_args": {
-            "owner": pipeline.owner,
-            "retries": schedule.retries,
-            "retry_delay": timedelta(seconds=schedule.retry_delay_s),
-            "execution_timeout": timedelta(seconds=schedule.execution_timeout_s),
-        },
+        "default_args": task_defaults(pipeline, backoff=False),
         "tags": ["batchscore", "retrain", *pipeline.tags],
         "doc_md": DOC.format(
             name=pipeline.name,

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from batchscore.settings import Settings
+    from batchscore.settings import PipelineSettings, Settings
 
 
 def run_date_of(context: Any) -> date:
@@ -159,3 +159,17 @@ def record_failure(context: Any) -> None:
         f"batchscore {pipeline_name}: task failed",
         {"run_id": context["run_id"], "error": error},
     )
+
+
+def task_defaults(pipeline: PipelineSettings, backoff: bool = True) -> dict[str, Any]:
+    """Every batchscore DAG's task defaults: the pipeline's owner, retries and timeout."""
+    schedule = pipeline.schedule
+    defaults: dict[str, Any] = {
+        "owner": pipeline.owner,
+        "retries": schedule.retries,
+        "retry_delay": timedelta(seconds=schedule.retry_delay_s),
+        "execution_timeout": timedelta(seconds=schedule.execution_timeout_s),
+    }
+    if backoff:
+        defaults["retry_exponential_backoff"] = True
+    return defaults

@@ -156,7 +156,8 @@ def test_a_bad_partition_stops_the_run_and_publishes_nothing(home):
 
     table, _ = customers_snapshot(SeedSpec(rows=ROWS), BAD_DAY)
     ids = table["customer_id"].to_pylist()
-    ids[1] = ids[0]
+    for i in range(0, 10, 2):  # 5 keys twice: 10 rows, above churn's quarantine of 0.1% (3 rows)
+        ids[i + 1] = ids[i]
     table = table.set_column(0, "customer_id", pa.array(ids, pa.int64()))
     write_partition(Lake(str(home / "lake")), "customers", BAD_DAY, table)
     before = scores(home)
@@ -165,7 +166,8 @@ def test_a_bad_partition_stops_the_run_and_publishes_nothing(home):
 
     assert result.returncode == 1
     assert "validate_raw failed" in result.stdout
-    assert "expect_column_values_to_be_unique on customer_id: 2 unexpected" in result.stdout
+    assert "expect_column_values_to_be_unique on customer_id: 10 unexpected" in result.stdout
+    assert "10 of 3,000 rows (unique(customer_id) 10)" in result.stdout, result.stdout[-3000:]
     assert scores(home) == before
     assert not (home / "lake" / "features" / "churn" / f"dt={BAD_DAY}").exists()
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
@@ -173,7 +175,8 @@ def test_a_bad_partition_stops_the_run_and_publishes_nothing(home):
             "SELECT status, error FROM scoring_runs WHERE run_date = ?", [BAD_DAY]
         ).fetchall()
     assert len(failed) == 1 and failed[0][0] == "failed"
-    assert "ValidationFailed" in failed[0][1] and "customers" in failed[0][1]
+    assert "quarantine exceeded" in failed[0][1] and "customers" in failed[0][1]
+    assert not (home / "lake" / "quarantine" / "churn" / f"dt={BAD_DAY}").exists()
 
 
 def test_a_new_champion_and_a_pinned_backfill_keep_one_set_per_version(home):
