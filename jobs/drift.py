@@ -12,8 +12,10 @@ from __future__ import annotations
 import sys
 import time
 from datetime import date
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
@@ -32,14 +34,25 @@ def current_frame(lake: Lake, settings: Settings, run_date: date, model_version:
     key = pipeline.dataset.entity_key
     features = read_partition(lake, lake.features_partition(pipeline.name, run_date)).to_pandas()
     scores = read_partition(lake, lake.scores_partition(pipeline.name, model_version, run_date))
-    scores_frame = scores.select([key, SCORE_COLUMN]).to_pandas()
-    return features.merge(scores_frame, on=key, how="left", validate="one_to_one")
+    return with_scores(features, scores.column(key).to_numpy(), scores.column(SCORE_COLUMN).to_numpy(), key)
+
+
+def with_scores(features: pd.DataFrame, keys: np.ndarray, scores: np.ndarray, key: str) -> pd.DataFrame:
+    """`features` (in its order) plus each row's score, NaN where it has none: the left join
+    `features.merge(scores, on=key, how="left", validate="one_to_one")` by a hash lookup."""
+    index = pd.Index(keys)
+    if not index.is_unique or not features[key].is_unique:
+        raise pd.errors.MergeError(f"{key} is not unique in the features or the scores of the day")
+    position = index.get_indexer(features[key].to_numpy())
+    values = np.asarray(scores, dtype=np.float64)[position]
+    values[position < 0] = np.nan
+    return features.assign(**{SCORE_COLUMN: values})
 
 
 def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any]:
     """Drift of the day's features and scores against the model's reference: statistics to the
     warehouse, the Evidently report to the lake, and the evidence the gate decides on."""
-    from batchscore.quality.drift import compute_drift, deterministic_sample, write_drift_report
+    from batchscore.quality.drift import compute_drift
 
     started = time.perf_counter()
     pipeline = settings.pipeline
@@ -63,18 +76,11 @@ def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any
         segment_column=drift.segment_column,
         min_segment_rows=drift.min_segment_rows,
     )
-    key = pipeline.dataset.entity_key
-    sample_rows = drift.report_sample_rows
-    html, json_path = write_drift_report(
-        deterministic_sample(reference, sample_rows, key),
-        deterministic_sample(current, sample_rows, key),
-        names,
-        lake.reports_dir("drift", pipeline.name, run_date),
-        title=f"{pipeline.name} {run_date.isoformat()}: model v{model_version} vs its training reference",
-        prediction_column=SCORE_COLUMN,
-        methods=methods,
-        thresholds=thresholds,
-    )
+    title = f"{pipeline.name} {run_date.isoformat()}: model v{model_version} vs its training reference"
+    out_dir = lake.reports_dir("drift", pipeline.name, run_date)
+    reporting = time.perf_counter()
+    html, json_path, sample = report(settings, reference, current, names, out_dir, title, methods, thresholds)
+    report_seconds = time.perf_counter() - reporting
     lake.push_tree(lake.reports_dir("drift", pipeline.name, run_date))
     attribution = attribution_metrics(settings, lake, version, run_date, reference, names)
     open_warehouse(settings.platform.warehouse_url).replace_drift_metrics(
@@ -86,10 +92,49 @@ def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any
         **summarize(result),
         "report": str(html),
         "report_json": str(json_path),
+        "report_sample": sample,
         "attribution_shifted": sorted(r["feature"] for r in attribution if r["drifted"]),
         "drift_seconds": round(result.seconds, 3),
+        "report_seconds": round(report_seconds, 3),
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def report(
+    settings: Settings,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    names: list[str],
+    out_dir: Path,
+    title: str,
+    methods: dict[str, str],
+    thresholds: dict[str, float],
+) -> tuple[Path, Path, dict[str, Any]]:
+    """The Evidently report from `drift.report_sample_rows` rows of each side (deterministic),
+    and the sample it used (rows of all, and the note the report shows)."""
+    from batchscore.quality.drift_report import deterministic_sample, sample_note, write_drift_report
+
+    key, rows = settings.pipeline.dataset.entity_key, settings.pipeline.drift.report_sample_rows
+    reference_sample = deterministic_sample(reference, rows, key)
+    current_sample = deterministic_sample(current, rows, key)
+    sample = {
+        "reference_rows": len(reference_sample),
+        "reference_total_rows": len(reference),
+        "current_rows": len(current_sample),
+        "current_total_rows": len(current),
+    }
+    html, json_path = write_drift_report(
+        reference_sample,
+        current_sample,
+        names,
+        out_dir,
+        title=title,
+        prediction_column=SCORE_COLUMN,
+        methods=methods,
+        thresholds=thresholds,
+        sample=sample,
+    )
+    return html, json_path, {**sample, "note": sample_note(sample)}
 
 
 def attribution_metrics(

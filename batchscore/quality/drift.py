@@ -14,22 +14,21 @@ Evidently 0.7's definitions so the report and the gate agree on the same data:
 Missing and infinite values are dropped first, as Evidently does. Drift is measured on the
 whole partition and, when a segment column is configured, within each of its segments
 against the reference rows of the same segment. Evidently only renders the report, from a
-deterministic sample.
+deterministic sample (`batchscore.quality.drift_report`).
 """
 
 from __future__ import annotations
 
 import os
 import time
-import uuid
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from batchscore.quality.drift_report import deterministic_sample, write_drift_report  # noqa: F401 (re-exported)
 
 DISTINCT_FOR_BINNING = 20
 KS_EXACT_MAX_N = 10_000  # scipy's ks_2samp uses its exact mode up to this sample size
@@ -334,61 +333,3 @@ def _segment_label(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-def deterministic_sample(df: pd.DataFrame, n: int, key: str, seed: int = 0) -> pd.DataFrame:
-    """The same `n` rows for the same data whatever its order: smallest hashes of (seed, key)."""
-    if len(df) <= n:
-        return df.sort_values(key).reset_index(drop=True)
-    salted = pd.DataFrame({"key": df[key].to_numpy(), "seed": seed})
-    hashes = pd.util.hash_pandas_object(salted, index=False).to_numpy()
-    keep = np.argpartition(hashes, n - 1)[:n]
-    return df.iloc[keep].sort_values(key).reset_index(drop=True)
-
-
-def write_drift_report(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    features: list[str],
-    out_dir: str | Path,
-    *,
-    title: str,
-    prediction_column: str | None = None,
-    methods: dict[str, str] | None = None,
-    thresholds: dict[str, float] | None = None,
-) -> tuple[Path, Path]:
-    """Evidently's data drift report (numerical columns) as `drift.html` and `drift.json`.
-
-    `methods` and `thresholds` map every column to the gate's method and threshold, so the
-    report flags the same columns the gate would on the same rows.
-    """
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
-
-    columns = [*features, *([prediction_column] if prediction_column else [])]
-    definition = DataDefinition(numerical_columns=columns)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        report = Report(
-            [
-                DataDriftPreset(
-                    columns=columns,
-                    method="psi",
-                    per_column_method=dict(methods or {}) or None,
-                    per_column_threshold=dict(thresholds or {}) or None,
-                )
-            ],
-            metadata={"title": title},
-        )
-        snapshot = report.run(
-            current_data=Dataset.from_pandas(current[columns], data_definition=definition),
-            reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
-        )
-        html_path, json_path = out / "drift.html", out / "drift.json"
-        for target, save in ((html_path, snapshot.save_html), (json_path, snapshot.save_json)):
-            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-            save(str(tmp))
-            os.replace(tmp, target)
-    return html_path, json_path

@@ -1,6 +1,7 @@
 """Drift statistics: PSI agrees with Evidently's, flags real shifts, samples deterministically."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -179,3 +180,71 @@ def test_drift_within_one_segment_is_found_even_when_the_whole_is_calm():
     assert {f.segment for f in result.all_metrics()} == {"all", "seg=0", "seg=1"}
     skipped = compute_drift(ref, cur, ["x"], segment_column="seg", min_segment_rows=5000)
     assert [s.segment for s in skipped.segments] == ["seg=0"], "segments too small are not judged"
+
+
+def strip_ids(page: str) -> str:
+    return re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}", "ID", page)
+
+
+def test_skipping_the_unshown_value_drift_widgets_changes_neither_html_nor_json(tmp_path):
+    ref = pd.DataFrame(
+        {"a": RNG.normal(size=800), "b": RNG.integers(0, 4, 800) * 1.0, "score": RNG.random(800)}
+    )
+    cur = pd.DataFrame(
+        {"a": RNG.normal(0.5, 1, 800), "b": RNG.integers(0, 5, 800) * 1.0, "score": RNG.random(800)}
+    )
+    pages = {}
+    for skip in (False, True):
+        html, js = write_drift_report(
+            ref,
+            cur,
+            ["a", "b"],
+            tmp_path / str(skip),
+            title="t",
+            prediction_column="score",
+            skip_unshown_widgets=skip,
+        )
+        pages[skip] = (strip_ids(html.read_text()), js.read_text())
+    assert pages[True][1] == pages[False][1], "the JSON holds values only"
+    assert pages[True][0] == pages[False][0], "DataDriftPreset.render shows none of ValueDrift's widgets"
+    assert "batchscore-sample-note" not in pages[True][0], "no note without a sample"
+
+
+def test_the_report_says_it_is_built_from_a_sample_and_the_gate_from_all_rows(churn_settings, tmp_path):
+    from jobs.drift import report
+
+    drift = churn_settings.pipeline.drift.model_copy(update={"report_sample_rows": 300})
+    settings = churn_settings.model_copy(
+        update={"pipeline": churn_settings.pipeline.model_copy(update={"drift": drift})}
+    )
+    key = settings.pipeline.dataset.entity_key
+    ref = pd.DataFrame({key: np.arange(1000), "a": RNG.normal(size=1000), "score": RNG.random(1000)})
+    cur = pd.DataFrame({key: np.arange(2000), "a": RNG.normal(size=2000), "score": RNG.random(2000)})
+    html, js, sample = report(settings, ref, cur, ["a"], tmp_path, "t", {}, {})
+    assert {k: v for k, v in sample.items() if k != "note"} == {
+        "reference_rows": 300,
+        "reference_total_rows": 1000,
+        "current_rows": 300,
+        "current_total_rows": 2000,
+    }
+    assert "300 of 1,000 reference rows" in sample["note"] and "300 of 2,000 current rows" in sample["note"]
+    assert "the drift gate decides on statistics over all rows" in sample["note"]
+    assert sample["note"] in html.read_text()
+    assert json.loads(js.read_text())["batchscore_sample"] == sample
+
+
+def test_scores_join_the_features_as_a_one_to_one_left_merge():
+    from jobs.drift import with_scores
+
+    features = pd.DataFrame({"k": [5, 3, 9, 1], "a": [1.0, 2.0, 3.0, 4.0]})
+    keys, scores = np.array([1, 9, 5, 7]), np.array([0.1, 0.9, 0.5, 0.7])
+    joined = with_scores(features, keys, scores, "k")
+    merged = features.merge(
+        pd.DataFrame({"k": keys, "score": scores}), on="k", how="left", validate="one_to_one"
+    )
+    pd.testing.assert_frame_equal(joined, merged)
+    assert np.isnan(joined["score"].iloc[1]), "a row without a score gets NaN"
+    with pytest.raises(pd.errors.MergeError):
+        with_scores(features, np.array([1, 1]), np.array([0.1, 0.2]), "k")
+    with pytest.raises(pd.errors.MergeError):
+        with_scores(pd.concat([features, features]), keys, scores, "k")
