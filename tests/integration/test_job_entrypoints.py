@@ -46,6 +46,12 @@ def test_spark_submit_runs_a_job_module_with_shipped_code(home, tmp_path):
         "PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}",
         "PYSPARK_PYTHON": sys.executable,
     }
+    # churn has a quarantine: validate_raw's verdict comes first, as in the DAG
+    gate = [sys.executable, "-m", "jobs.validate", "--pipeline", "churn", "--date", DAY.isoformat()]
+    gated = subprocess.run(
+        [*gate, "--stage", "raw"], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert gated.returncode == 0 and last_json(gated.stdout)["quarantined_rows"] == 0, gated.stderr[-4000:]
     result = subprocess.run(
         [
             str(venv_bin / "spark-submit"),
