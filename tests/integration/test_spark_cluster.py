@@ -116,20 +116,8 @@ def test_the_job_modules_run_unchanged_on_a_standalone_cluster(cluster, tmp_path
     }
 
     # churn has a quarantine: validate_raw's verdict (in process, no Spark) comes first, as in the DAG
-    run(
-        [
-            sys.executable,
-            "-m",
-            "jobs.validate",
-            "--pipeline",
-            "churn",
-            "--date",
-            DAY.isoformat(),
-            "--stage",
-            "raw",
-        ],
-        env,
-    )
+    gate = ["jobs.validate", "--pipeline", "churn", "--date", DAY.isoformat(), "--stage", "raw"]
+    run([sys.executable, "-m", *gate], env)
 
     # 1. The config switch: the job's own SparkSession connects to the cluster and ships the zip.
     switch = {
