@@ -3,7 +3,8 @@
     python -m bench.nightly --rows 1000000
 
 In a fresh temporary home: seeds 21 small days (training history) and the benchmark day with
-`--rows` rows, trains the first model through the CLI (not timed), then runs the churn DAG for
+`--rows` rows, trains the first model through the CLI and creates Airflow's metadata database
+(not timed: a machine that runs nightly has both), then runs the churn DAG for
 the day in this process through `run_pipeline` (a real DagRun, as `batchscore run`), and times
 the stage limits in the same process on the run's own partitions: pyarrow read of the raw and
 features Parquet, `inplace_predict` on the in-memory float32 features (all cores), Parquet
@@ -47,6 +48,9 @@ def prepare(home: Path, rows: int) -> dict[str, str]:
     cli(env, "lake", "seed", "--days", "1", "--rows", str(rows), "--end-date", RUN_DATE.isoformat())
     cli(env, "train", "--pipeline", "churn", "--date", (RUN_DATE - timedelta(days=7)).isoformat())
     os.environ.update(env)
+    from batchscore.orchestration.airflow_run import airflow_environment, ensure_metadata_db
+
+    ensure_metadata_db(airflow_environment(home))  # an installed machine has its metadata DB
     return env
 
 

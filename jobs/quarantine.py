@@ -21,19 +21,31 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchscore.quality.quarantine import QuarantineExceeded, Verdict, judge, quarantine_rows, row_rules
+import numpy as np
+
+from batchscore.quality.quarantine import (
+    QuarantineExceeded,
+    Verdict,
+    held_verdict,
+    judge,
+    judge_by_column,
+    quarantine_rows,
+    row_rules,
+)
 from batchscore.settings import Settings
 from batchscore.storage.lake import Lake, PartitionError, partition_checksum
 from batchscore.telemetry.alerts import send_alert
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from pyspark.sql import SparkSession
 
     from batchscore.quality.suites import Suite
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "_QUARANTINE.json"
+BATCH_ROWS = 262_144
 
 
 def gate_raw(
@@ -51,37 +63,130 @@ def gate_raw(
     from batchscore.quality.validation import validate_table
 
     pipeline = settings.pipeline
-    tolerance = pipeline.validation.quarantine
-    assert tolerance is not None
     started = time.perf_counter()
     verdict = judge(table, row_rules(suite, table.schema))
-    limit = math.floor(tolerance.max_share * verdict.rows)
-    summary = {
+    summary = _summary(settings, verdict)
+    workers = pipeline.validation.pandas_workers
+    if verdict.quarantined > summary["max_rows"]:
+        outcome = validate_table(
+            table, suite, raise_on_failure=False, workers=workers, quarantine=summary, **where
+        )
+        raise QuarantineExceeded(outcome, _exceeded(settings, verdict, summary, where))
+    kept = table.filter(~verdict.bad) if verdict.quarantined else table
+    outcome = validate_table(kept, suite, workers=workers, quarantine=summary, **where)
+    clean = _write_clean(lake, pipeline.name, run_date, kept) if verdict.quarantined else None
+    held = quarantine_rows(table, verdict, pipeline.dataset.entity_key, suite.pii)
+    _record(settings, lake, suite, run_date, (verdict, held, clean), where["partition"], summary)
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    return outcome, summary
+
+
+def gate_raw_in_parts(
+    settings: Settings,
+    lake: Lake,
+    suite: Suite,
+    day: tuple[date, Any],
+    where: dict[str, Any],
+    spark: SparkSession,
+) -> tuple[Any, dict[str, Any]]:
+    """gate_raw for a day past the in-memory limits (`day`: its date and `validate.Footprint`):
+    the rows judged one column at a time, the suite on Spark, the clean partition written a
+    batch at a time; no step holds the whole day."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from batchscore.quality.validation import validate_spark
+
+    run_date, footprint = day
+    pipeline = settings.pipeline
+    started = time.perf_counter()
+
+    def column_of_day(name: str) -> pa.Table:
+        return pa.concat_tables(pq.read_table(f, columns=[name]) for f in footprint.files)
+
+    verdict = judge_by_column(column_of_day, footprint.rows, row_rules(suite, footprint.schema))
+    summary = _summary(settings, verdict)
+    rows = footprint.rows - verdict.quarantined
+
+    def gated(path: Path, raise_on_failure: bool = True) -> Any:
+        frame = spark.read.parquet(str(path))
+        return validate_spark(
+            frame,
+            footprint.schema,
+            rows,
+            suite,
+            raise_on_failure=raise_on_failure,
+            quarantine=summary,
+            **where,
+        )
+
+    if verdict.quarantined > summary["max_rows"]:
+        rows = footprint.rows
+        outcome = gated(Path(where["partition"]), raise_on_failure=False)
+        raise QuarantineExceeded(outcome, _exceeded(settings, verdict, summary, where))
+    if not verdict.quarantined:
+        outcome, clean = gated(Path(where["partition"])), None
+        held = quarantine_rows(pa.table({}), verdict, pipeline.dataset.entity_key, suite.pii)
+    else:
+        clean = lake.clean_partition(pipeline.name, run_date)
+        with lake.staged_partition(clean) as staging:
+            held_table = split_files(footprint.files, verdict.bad, staging)
+            outcome = gated(staging)  # a failing suite discards the staged clean rows
+        index = np.flatnonzero(verdict.bad)
+        held = quarantine_rows(
+            held_table, held_verdict(verdict, index), pipeline.dataset.entity_key, suite.pii
+        )
+    _record(settings, lake, suite, run_date, (verdict, held, clean), where["partition"], summary)
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    return outcome, summary
+
+
+def split_files(files: list[Path], bad: np.ndarray, staging: Path) -> pa.Table:
+    """Write each file's kept rows to `staging` (one file per input file, a batch at a time);
+    return the held-aside rows (few: at most the tolerance) as one table."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    staging.mkdir(parents=True)
+    held, offset = [], 0
+    for number, path in enumerate(files):
+        source = pq.ParquetFile(path)
+        with pq.ParquetWriter(staging / f"part-{number:05d}.parquet", source.schema_arrow) as writer:
+            for batch in source.iter_batches(batch_size=BATCH_ROWS):
+                mask = pa.array(bad[offset : offset + batch.num_rows])
+                offset += batch.num_rows
+                writer.write_batch(batch.filter(pc.invert(mask)))
+                if mask.true_count:
+                    held.append(pa.Table.from_batches([batch.filter(mask)]))
+    if offset != len(bad):
+        raise PartitionError(f"the raw files hold {offset:,} rows where {len(bad):,} were judged")
+    return pa.concat_tables(held)
+
+
+def _summary(settings: Settings, verdict: Verdict) -> dict[str, Any]:
+    pipeline = settings.pipeline
+    tolerance = pipeline.validation.quarantine
+    assert tolerance is not None
+    return {
         "rows": verdict.rows,
         "quarantined_rows": verdict.quarantined,
         "kept_rows": verdict.rows - verdict.quarantined,
         "max_share": tolerance.max_share,
-        "max_rows": limit,
+        "max_rows": math.floor(tolerance.max_share * verdict.rows),
         "rules": verdict.counts,
         "table": pipeline.quarantine_table,
     }
-    workers = pipeline.validation.pandas_workers
-    if verdict.quarantined > limit:
-        outcome = validate_table(
-            table, suite, raise_on_failure=False, workers=workers, quarantine=summary, **where
-        )
-        raise QuarantineExceeded(
-            outcome,
-            f"quarantine exceeded: pipeline {pipeline.name}, partition {where['partition']}: "
-            f"{verdict.describe()} break row-level expectations, "
-            f"{verdict.quarantined / verdict.rows:.3%} of the day, above validation.quarantine.max_share "
-            f"{tolerance.max_share:.3%} ({limit:,} rows); nothing was published",
-        )
-    kept = table.filter(~verdict.bad) if verdict.quarantined else table
-    outcome = validate_table(kept, suite, workers=workers, quarantine=summary, **where)
-    _record(settings, lake, suite, run_date, (table, kept, verdict), where["partition"], summary)
-    summary["seconds"] = round(time.perf_counter() - started, 3)
-    return outcome, summary
+
+
+def _exceeded(settings: Settings, verdict: Verdict, summary: dict[str, Any], where: dict[str, Any]) -> str:
+    share = summary["max_share"]
+    return (
+        f"quarantine exceeded: pipeline {settings.pipeline.name}, partition {where['partition']}: "
+        f"{verdict.describe()} break row-level expectations, "
+        f"{verdict.quarantined / verdict.rows:.3%} of the day, above validation.quarantine.max_share "
+        f"{share:.3%} ({summary['max_rows']:,} rows); nothing was published"
+    )
 
 
 def _record(
@@ -89,15 +194,13 @@ def _record(
     lake: Lake,
     suite: Suite,
     run_date: date,
-    judged: tuple[pa.Table, pa.Table, Verdict],
+    judged: tuple[Verdict, pa.Table, Path | None],
     raw_partition: str,
     summary: dict[str, Any],
 ) -> None:
-    """Write the clean partition (when rows were held aside), then the quarantine one; alert."""
+    """Write the quarantine partition (after the clean one, when rows were held aside); alert."""
     pipeline = settings.pipeline
-    table, kept, verdict = judged
-    clean = _write_clean(lake, pipeline.name, run_date, kept) if verdict.quarantined else None
-    held = quarantine_rows(table, verdict, pipeline.dataset.entity_key, suite.pii)
+    verdict, held, clean = judged
     manifest = {
         **summary,
         "pipeline": pipeline.name,

@@ -170,8 +170,13 @@ def _gate(
     run_date, engine, footprint = day
     partition = Path(where["partition"])
     if quarantines(settings, where["stage"], suite, footprint):
-        from jobs.quarantine import gate_raw
+        from jobs.quarantine import gate_raw, gate_raw_in_parts
 
+        if engine == "spark":
+            from batchscore.compute.spark import get_spark
+
+            spark = spark or get_spark(settings.platform)
+            return gate_raw_in_parts(settings, lake, suite, (run_date, footprint), where, spark)
         table = read_partition(lake, partition, footprint.files)
         return gate_raw(settings, lake, suite, run_date, table, where)
     if engine == "pandas":

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 MIN_JAVA = 17
 LOG4J_CONFIG = REPO_ROOT / "infra" / "spark" / "log4j2.properties"
+_CREATING = threading.Lock()  # the warm-up thread and a stage may ask at the same time
 
 
 class JavaMissing(RuntimeError):
@@ -68,6 +70,11 @@ def package_code(target: Path) -> Path:
 
 def get_spark(platform: PlatformSettings, app_name: str = "batchscore") -> SparkSession:
     """A SparkSession for the configured master (`local[*]` by default), created once per process."""
+    with _CREATING:
+        return _get_spark(platform, app_name)
+
+
+def _get_spark(platform: PlatformSettings, app_name: str) -> SparkSession:
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()

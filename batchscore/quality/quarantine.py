@@ -187,22 +187,57 @@ class Verdict:
 
 def judge(table: pa.Table, rules: list[RowRule]) -> Verdict:
     """Evaluate every rule on every row of `table`."""
+    return _combine(table.num_rows, rules, [_evaluate(rule, table) for rule in rules])
+
+
+def judge_by_column(column_of_day: Callable[[str], pa.Table], rows: int, rules: list[RowRule]) -> Verdict:
+    """judge() without the whole day in memory: `column_of_day(name)` reads one column of every
+    row, and each column is read once and dropped once its rules have run (each rule reads one)."""
+    last_use = {rule.column: i for i, rule in enumerate(rules)}
+    order = sorted(range(len(rules)), key=lambda i: (last_use[rules[i].column], i))
+    loaded: dict[str, pa.Table] = {}
+    masks: dict[int, np.ndarray | None] = {}
+    for i in order:
+        column = rules[i].column
+        if column not in loaded:
+            loaded = {column: column_of_day(column)}
+        masks[i] = _evaluate(rules[i], loaded[column])
+    return _combine(rows, rules, [masks[i] for i in range(len(rules))])
+
+
+def _evaluate(rule: RowRule, table: pa.Table) -> np.ndarray | None:
     import pyarrow as pa
 
-    bad = np.zeros(table.num_rows, dtype=bool)
+    try:
+        return rule.broken(table)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        _unevaluated(rule, exc)
+        return None
+
+
+def _unevaluated(rule: RowRule, exc: Exception) -> None:
+    # e.g. bounds Arrow cannot compare with the column: the suite still gates the day on it
+    log.warning("quarantine cannot evaluate %s row by row (%s): the suite gates it", rule.name, exc)
+
+
+def _combine(rows: int, rules: list[RowRule], masks: list[np.ndarray | None]) -> Verdict:
+    """The verdict of each rule's mask (None: not evaluated), merged in the rules' order."""
+    bad = np.zeros(rows, dtype=bool)
     broken: dict[str, np.ndarray] = {}
-    for rule in rules:
-        try:
-            mask = rule.broken(table)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-            # e.g. bounds Arrow cannot compare with the column: the suite still gates the day on it
-            log.warning("quarantine cannot evaluate %s row by row (%s): the suite gates it", rule.name, exc)
+    for rule, mask in zip(rules, masks, strict=True):
+        if mask is None:
             continue
         if mask.any():
             broken[rule.name] = broken[rule.name] | mask if rule.name in broken else mask
         bad |= mask
     counts = {name: int(mask.sum()) for name, mask in broken.items()}
-    return Verdict(rows=table.num_rows, bad=bad, counts=counts, broken=broken)
+    return Verdict(rows=rows, bad=bad, counts=counts, broken=broken)
+
+
+def held_verdict(verdict: Verdict, index: np.ndarray) -> Verdict:
+    """The verdict on the rows at `index` alone (the held-aside rows of a day read in parts)."""
+    broken = {name: mask[index] for name, mask in verdict.broken.items()}
+    return Verdict(rows=len(index), bad=verdict.bad[index], counts=verdict.counts, broken=broken)
 
 
 def quarantine_rows(table: pa.Table, verdict: Verdict, entity_key: str, pii: PiiMask = NO_PII) -> pa.Table:

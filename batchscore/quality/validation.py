@@ -96,6 +96,7 @@ def validate_spark(
     partition: str,
     report_dir: str | Path,
     raise_on_failure: bool = True,
+    quarantine: dict[str, Any] | None = None,
 ) -> ValidationOutcome:
     """Gate a partition too large for memory: the same contract and suite on GX's Spark engine.
 
@@ -134,6 +135,7 @@ def validate_spark(
         identity=(pipeline, dataset, stage, partition),
         report_dir=Path(report_dir),
         raise_on_failure=raise_on_failure,
+        quarantine=quarantine,
     )
 
 

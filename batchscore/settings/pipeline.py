@@ -109,8 +109,8 @@ class ValidationSettings(_Strict):
     """Which engine runs a gate: GX on pandas over Arrow in the task's memory up to these sizes
     (fast), GX on Spark beyond either of them (scales out). Sizes come from the Parquet footers."""
 
-    pandas_max_rows: int = Field(default=20_000_000, gt=0)
-    pandas_max_bytes: int = Field(default=4 * 1024**3, gt=0)
+    pandas_max_rows: int = Field(default=2_000_000, gt=0)
+    pandas_max_bytes: int = Field(default=1024**3, gt=0)
     pandas_workers: int | None = Field(default=None, gt=0)
     """Processes a pandas gate forks for partitions of 200k rows or more (None: the usable CPUs)."""
     quarantine: QuarantineSettings | None = None

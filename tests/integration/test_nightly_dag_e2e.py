@@ -244,3 +244,41 @@ def test_a_run_killed_after_scoring_resumes_from_its_scores(home):
     assert "reused:     build_features, score" in resumed
     assert {stage: file_ids(home, stage, day) for stage in scored} == scored
     assert len([r for r in scores(home) if r[1] == day]) == ROWS
+
+
+def test_a_backfill_runs_every_day_in_order_and_reports_a_failed_one(home):
+    import pyarrow as pa
+
+    from batchscore.examples.seed import SeedSpec, customers_snapshot, write_partition
+    from batchscore.storage.lake import Lake
+
+    runs_before = len(scores(home))
+    unlanded = cli(home, "backfill", "--pipeline", "churn", "--start", "2026-11-21", "--end", "2026-11-24")
+    assert unlanded.returncode == 2, unlanded.stdout
+    assert "of 4 days have no complete raw/customers partition" in unlanded.stderr
+    assert "2026-11-23, 2026-11-24" in unlanded.stderr and "nothing was run" in unlanded.stderr
+    assert len(scores(home)) == runs_before
+
+    first, bad, last = date(2026, 11, 14), date(2026, 11, 15), date(2026, 11, 16)
+    table, _ = customers_snapshot(SeedSpec(rows=ROWS), bad)
+    ids = table["customer_id"].to_pylist()
+    ids[1::2] = ids[0::2][: len(ids[1::2])]  # every key twice: far above the quarantine's tolerance
+    write_partition(
+        Lake(str(home / "lake")), "customers", bad, table.set_column(0, "customer_id", pa.array(ids))
+    )
+
+    out = cli(home, "backfill", "--pipeline", "churn", "--start", str(first), "--end", str(last))
+
+    assert out.returncode == 1, out.stdout + out.stderr[-3000:]
+    lines = [line.strip() for line in out.stdout.splitlines() if line.startswith("  2026-")]
+    assert [line.split()[:2] for line in lines] == [
+        [str(first), "ok"],
+        [str(bad), "FAILED"],
+        [str(last), "ok"],
+    ]
+    assert f"published {ROWS:,} rows" in lines[0] and "at validate_raw" in lines[1]
+    assert f"2 of 3 days succeeded, {2 * ROWS:,} rows scored in" in out.stdout
+    assert f"failed: {bad}; nothing was published for them" in out.stdout
+    by_day = {r[1] for r in scores(home)}
+    assert {first, last} <= by_day and bad not in by_day
+    assert sum(1 for r in scores(home) if r[1] in (first, last)) == 2 * ROWS

@@ -29,11 +29,16 @@ from tests.warehouse.test_faults import wait_for
 ROWS = 5_000  # churn's tolerance, max_share 0.001, is 5 rows of these
 
 
-def churn(tmp_path, warehouse_url=None):  # type: ignore[no-untyped-def]
+def churn(tmp_path, warehouse_url=None, engine="pandas"):  # type: ignore[no-untyped-def]
+    """Churn's settings; engine "spark" makes these 5,000 rows a day past the in-memory limits."""
     extra = {"BATCHSCORE_WAREHOUSE_URL": warehouse_url} if warehouse_url else {}
     settings = load_settings("churn", settings_env(tmp_path, **extra))
+    pipeline = settings.pipeline
+    limits = {"pandas_max_rows": 1_000} if engine == "spark" else {}
+    validation = pipeline.validation.model_copy(update=limits)
     # scores are written by hand below: no reason codes to go with them
-    return settings.model_copy(update={"pipeline": settings.pipeline.model_copy(update={"explain": None})})
+    update = {"explain": None, "validation": validation}
+    return settings.model_copy(update={"pipeline": pipeline.model_copy(update=update)})
 
 
 def spoiled(nan_rows: int, duplicate: bool) -> tuple[pa.Table, pa.Table]:
@@ -61,14 +66,17 @@ def score_features(lake: Lake) -> int:
     return len(keys)
 
 
-def test_good_rows_are_published_and_bad_ones_quarantined_with_them(warehouse_url, tmp_path, spark):
-    settings = churn(tmp_path, warehouse_url)
+@pytest.mark.parametrize("engine", ["pandas", "spark"])
+def test_good_rows_are_published_and_bad_ones_quarantined_with_them(warehouse_url, tmp_path, spark, engine):
+    """The same rows held aside and the same kept, whether the day is judged in memory or,
+    past the in-memory limits, a column at a time with the suite on Spark."""
+    settings = churn(tmp_path, warehouse_url, engine)
     lake = Lake(settings.platform.lake_url)
     good, bad = spoiled(nan_rows=2, duplicate=True)
     write_partition(lake, "customers", DAY, bad)
 
-    gated = validate.run(settings, DAY, "raw")
-    assert (gated["rows"], gated["quarantined_rows"]) == (ROWS, 4)
+    gated = validate.run(settings, DAY, "raw", spark=spark)
+    assert (gated["engine"], gated["rows"], gated["quarantined_rows"]) == (engine, ROWS, 4)
     assert gated["quarantine"]["rules"] == {"unique(customer_id)": 2, "finite(monthly_charges)": 2}
     report = (tmp_path / "lake/reports/validation/churn/dt=2026-11-21/raw/report.html").read_text()
     assert "Quarantine: 4 of 5,000 rows held aside" in report
@@ -93,7 +101,7 @@ def test_good_rows_are_published_and_bad_ones_quarantined_with_them(warehouse_ur
 
     # The day relanded without defects: its rerun replaces both, the quarantine now empty.
     write_partition(lake, "customers", DAY, good)
-    assert validate.run(settings, DAY, "raw")["quarantined_rows"] == 0
+    assert validate.run(settings, DAY, "raw", spark=spark)["quarantined_rows"] == 0
     assert build_features.run(settings, DAY, spark)["rows"] == ROWS
     score_features(lake)
     assert publish.run(settings, DAY, 1, run_id="run-2")["quarantined_rows"] == 0
@@ -101,13 +109,15 @@ def test_good_rows_are_published_and_bad_ones_quarantined_with_them(warehouse_ur
     assert warehouse.query("SELECT count(*) FROM scores_churn") == [(ROWS,)]
 
 
-def test_above_the_tolerance_the_day_fails_and_nothing_goes_on(tmp_path):
-    settings = churn(tmp_path)
+@pytest.mark.parametrize("engine", ["pandas", "spark"])
+def test_above_the_tolerance_the_day_fails_and_nothing_goes_on(tmp_path, request, engine):
+    settings = churn(tmp_path, engine=engine)
     lake = Lake(settings.platform.lake_url)
     write_partition(lake, "customers", DAY, spoiled(nan_rows=6, duplicate=False)[1])
+    spark = request.getfixturevalue("spark") if engine == "spark" else None
 
     with pytest.raises(QuarantineExceeded) as failed:
-        validate.run(settings, DAY, "raw")
+        validate.run(settings, DAY, "raw", spark=spark)
     assert isinstance(failed.value, ValidationFailed), "handled like any failed gate"
     message = str(failed.value)
     assert (
@@ -117,6 +127,7 @@ def test_above_the_tolerance_the_day_fails_and_nothing_goes_on(tmp_path):
     report = (tmp_path / "lake/reports/validation/churn/dt=2026-11-21/raw/report.html").read_text()
     assert "ABOVE the tolerance" in report
     assert not lake.quarantine_partition("churn", DAY).exists()
+    assert not lake.clean_partition("churn", DAY).exists()
     with pytest.raises(PartitionError, match="no quarantine verdict"):
         build_features.run(settings, DAY)
 
