@@ -29,7 +29,7 @@ from typing import Any
 from bench.nightly import cli
 
 RESULTS = Path(__file__).resolve().parent / "results"
-LAST_DAY = date(2026, 11, 21)
+LAST_DAY = date(2026, 11, 30)  # 30 days from churn's schedule.start_date, 2026-11-01
 
 
 def run(days: int, rows: int, home: Path) -> dict[str, Any]:

@@ -159,6 +159,7 @@ def run(rows: int, home: Path) -> dict[str, Any]:
     started = time.perf_counter()
     outcome = run_pipeline(load_settings("churn"), RUN_DATE)
     total = time.perf_counter() - started
+    run_peak = peak_rss_mb()  # before the limits below read whole partitions into this process
     if outcome["state"] != "success":
         raise SystemExit(f"nightly run {outcome['state']}: {outcome['errors']}")
     stages = {
@@ -180,7 +181,7 @@ def run(rows: int, home: Path) -> dict[str, Any]:
         "limits_seconds": stage_limits,
         "limits_sum_seconds": round(sum(stage_limits.values()), 3),
         "limits_note": "features_duckdb_in_process: the feature set's SQL run by DuckDB in this process",
-        "peak_rss": peak_rss_mb(),
+        "peak_rss": {**peak_rss_mb(), "during_run": run_peak},
         "cpus": os.cpu_count(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }

@@ -18,6 +18,7 @@ import logging
 import math
 import time
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,7 +94,6 @@ def gate_raw_in_parts(
     the rows judged one column at a time, the suite on Spark, the clean partition written a
     batch at a time; no step holds the whole day."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from batchscore.quality.validation import validate_spark
 
@@ -101,14 +101,11 @@ def gate_raw_in_parts(
     pipeline = settings.pipeline
     started = time.perf_counter()
 
-    def column_of_day(name: str) -> pa.Table:
-        return pa.concat_tables(pq.read_table(f, columns=[name]) for f in footprint.files)
-
+    column_of_day = partial(read_column, footprint.files, where["partition"])
     verdict = judge_by_column(column_of_day, footprint.rows, row_rules(suite, footprint.schema))
     summary = _summary(settings, verdict)
-    rows = footprint.rows - verdict.quarantined
 
-    def gated(path: Path, raise_on_failure: bool = True) -> Any:
+    def gated(path: Path, rows: int, raise_on_failure: bool = True) -> Any:
         frame = spark.read.parquet(str(path))
         return validate_spark(
             frame,
@@ -120,18 +117,19 @@ def gate_raw_in_parts(
             **where,
         )
 
+    raw = Path(where["partition"])
     if verdict.quarantined > summary["max_rows"]:
-        rows = footprint.rows
-        outcome = gated(Path(where["partition"]), raise_on_failure=False)
+        outcome = gated(raw, footprint.rows, raise_on_failure=False)
         raise QuarantineExceeded(outcome, _exceeded(settings, verdict, summary, where))
     if not verdict.quarantined:
-        outcome, clean = gated(Path(where["partition"])), None
+        outcome, clean = gated(raw, footprint.rows), None
         held = quarantine_rows(pa.table({}), verdict, pipeline.dataset.entity_key, suite.pii)
     else:
         clean = lake.clean_partition(pipeline.name, run_date)
         with lake.staged_partition(clean) as staging:
             held_table = split_files(footprint.files, verdict.bad, staging)
-            outcome = gated(staging)  # a failing suite discards the staged clean rows
+            # a failing suite discards the staged clean rows
+            outcome = gated(staging, footprint.rows - verdict.quarantined)
         index = np.flatnonzero(verdict.bad)
         held = quarantine_rows(
             held_table, held_verdict(verdict, index), pipeline.dataset.entity_key, suite.pii
@@ -139,6 +137,17 @@ def gate_raw_in_parts(
     _record(settings, lake, suite, run_date, (verdict, held, clean), where["partition"], summary)
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return outcome, summary
+
+
+def read_column(files: list[Path], partition: str, name: str) -> pa.Table:
+    """One column of every row of the partition's files; a corrupt file fails clearly."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pa.concat_tables(pq.read_table(f, columns=[name]) for f in files)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise PartitionError(f"partition {partition} is unreadable: {exc}") from exc
 
 
 def split_files(files: list[Path], bad: np.ndarray, staging: Path) -> pa.Table:

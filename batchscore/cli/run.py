@@ -61,6 +61,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if args.end < args.start:
         raise BadInput(f"--end {args.end} is before --start {args.start}")
     days = [args.start + timedelta(days=i) for i in range((args.end - args.start).days + 1)]
+    first_day = settings.pipeline.schedule.start_date
+    if args.start < first_day:
+        raise BadInput(
+            f"--start {args.start} is before {settings.pipeline.dag_id}'s start date {first_day} "
+            "(schedule.start_date in the pipeline file): Airflow creates no task for those days; nothing was run"
+        )
     lake = Lake(settings.platform.lake_url, settings.platform)
     dataset = settings.pipeline.dataset.name
     missing = [d for d in days if not lake.landed(lake.raw_partition(dataset, d))]

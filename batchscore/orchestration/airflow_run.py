@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from batchscore.errors import BadInput
 from batchscore.settings import REPO_ROOT, Settings
 
 TaskCallback = Callable[[str, str, Any], None]
@@ -92,16 +93,23 @@ def run_pipeline(
     from airflow.dag_processing.dagbag import DagBag
 
     dag_id = dag_id or settings.pipeline.dag_id
-    if dag_id == settings.pipeline.dag_id:
-        from batchscore.orchestration import warmup
-
-        warmup.start(settings.platform)  # overlaps the DAG parse, DB sync and tasks before Spark's
     bag = DagBag(dag_folder=env["AIRFLOW__CORE__DAGS_FOLDER"])
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
     dag = bag.get_dag(dag_id)
     if dag is None:
         raise RuntimeError(f"no DAG {dag_id} in {env['AIRFLOW__CORE__DAGS_FOLDER']}")
+
+    logical = datetime(run_date.year, run_date.month, run_date.day, tzinfo=UTC)
+    if dag.start_date is not None and logical < dag.start_date:
+        raise BadInput(
+            f"{run_date} is before {dag_id}'s start date {dag.start_date.date()} (schedule.start_date in "
+            f"the pipeline file): Airflow would create no task for it; nothing was run"
+        )
+    if dag_id == settings.pipeline.dag_id:
+        from batchscore.orchestration import warmup
+
+        warmup.start(settings.platform)  # overlaps the DB sync and the tasks before Spark's
 
     # Airflow 3.3.2's dag.test() looks the DAG's deadline alerts up in the metadata DB by id
     # but hands it the alert objects ("'dict' object has no attribute 'hex'"); a one-shot run
@@ -111,7 +119,6 @@ def run_pipeline(
     from airflow.models.dagrun import DagRun
     from airflow.utils.types import DagRunType
 
-    logical = datetime(run_date.year, run_date.month, run_date.day, tzinfo=UTC)
     conf = {**(conf or {}), **({"model_version": model_version} if model_version else {})} or None
     run_id = DagRun.generate_run_id(run_type=DagRunType.MANUAL, logical_date=logical, run_after=logical)
     log_file = Path(env["AIRFLOW_HOME"]) / "dag_test.log"

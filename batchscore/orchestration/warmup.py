@@ -11,6 +11,7 @@ stages start Spark themselves, as they always could.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -32,9 +33,10 @@ _lock = threading.Lock()
 
 def start(platform: PlatformSettings) -> threading.Thread | None:
     """Warm up in a background thread, once per process; None on a cluster master (the session
-    there holds executors, which a run should not take before it needs them)."""
+    there holds executors, which a run should not take before it needs them) or with
+    `BATCHSCORE_SPARK_WARMUP=0`."""
     global _started
-    if is_cluster(platform.spark_master):
+    if is_cluster(platform.spark_master) or os.environ.get("BATCHSCORE_SPARK_WARMUP") == "0":
         return None
     with _lock:
         if _started is None:

@@ -258,6 +258,11 @@ def test_a_backfill_runs_every_day_in_order_and_reports_a_failed_one(home):
     assert "of 4 days have no complete raw/customers partition" in unlanded.stderr
     assert "2026-11-23, 2026-11-24" in unlanded.stderr and "nothing was run" in unlanded.stderr
     assert len(scores(home)) == runs_before
+    # Before the DAG's start date Airflow would create a run with no task: refused, not "SUCCESS".
+    early = cli(home, "backfill", "--pipeline", "churn", "--start", "2026-10-30", "--end", "2026-11-02")
+    assert early.returncode == 2 and "before batchscore_churn's start date 2026-11-01" in early.stderr
+    single = cli(home, "run", "--pipeline", "churn", "--date", "2026-10-31")
+    assert single.returncode == 2 and "Airflow would create no task for it; nothing was run" in single.stderr
 
     first, bad, last = date(2026, 11, 14), date(2026, 11, 15), date(2026, 11, 16)
     table, _ = customers_snapshot(SeedSpec(rows=ROWS), bad)
