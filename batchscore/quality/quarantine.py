@@ -193,16 +193,15 @@ def judge(table: pa.Table, rules: list[RowRule]) -> Verdict:
 def judge_by_column(column_of_day: Callable[[str], pa.Table], rows: int, rules: list[RowRule]) -> Verdict:
     """judge() without the whole day in memory: `column_of_day(name)` reads one column of every
     row, and each column is read once and dropped once its rules have run (each rule reads one)."""
-    last_use = {rule.column: i for i, rule in enumerate(rules)}
-    order = sorted(range(len(rules)), key=lambda i: (last_use[rules[i].column], i))
-    loaded: dict[str, pa.Table] = {}
-    masks: dict[int, np.ndarray | None] = {}
-    for i in order:
-        column = rules[i].column
-        if column not in loaded:
-            loaded = {column: column_of_day(column)}
-        masks[i] = _evaluate(rules[i], loaded[column])
-    return _combine(rows, rules, [masks[i] for i in range(len(rules))])
+    by_column: dict[str, list[int]] = {}
+    for i, rule in enumerate(rules):
+        by_column.setdefault(rule.column, []).append(i)
+    masks: list[np.ndarray | None] = [None] * len(rules)
+    for column, indices in by_column.items():
+        table = column_of_day(column)
+        for i in indices:
+            masks[i] = _evaluate(rules[i], table)
+    return _combine(rows, rules, masks)
 
 
 def _evaluate(rule: RowRule, table: pa.Table) -> np.ndarray | None:
@@ -211,13 +210,9 @@ def _evaluate(rule: RowRule, table: pa.Table) -> np.ndarray | None:
     try:
         return rule.broken(table)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-        _unevaluated(rule, exc)
+        # e.g. bounds Arrow cannot compare with the column: the suite still gates the day on it
+        log.warning("quarantine cannot evaluate %s row by row (%s): the suite gates it", rule.name, exc)
         return None
-
-
-def _unevaluated(rule: RowRule, exc: Exception) -> None:
-    # e.g. bounds Arrow cannot compare with the column: the suite still gates the day on it
-    log.warning("quarantine cannot evaluate %s row by row (%s): the suite gates it", rule.name, exc)
 
 
 def _combine(rows: int, rules: list[RowRule], masks: list[np.ndarray | None]) -> Verdict:
