@@ -235,25 +235,43 @@ def stop(home: Path, grace_s: float = 30) -> list[str]:
         if pid and _group_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
+            kill_deadline = time.monotonic() + 10
+            while _group_alive(pid) and time.monotonic() < kill_deadline:
+                time.sleep(0.1)
         pid_file.unlink(missing_ok=True)
     return stopped
 
 
 def _group_alive(pgid: int) -> bool:
+    """True while a process of group `pgid` still runs; zombies do not count.
+
+    A killed component is a zombie until whoever adopted it reaps it, and a container's PID 1 may
+    never do so: waiting on `kill(0)` alone would then see a dead group as alive.
+    """
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pgid, os.WNOHANG)  # reap the leader when it is our own child
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # A zombie leader with no other members still answers; reap it if it is our child.
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pgid, os.WNOHANG)
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    states = process_states(pgid)
+    return states is None or any(state not in "ZX" for state in states.values())
+
+
+def process_states(pgid: int) -> dict[int, str] | None:
+    """State letter (R, S, Z, ...) of each process in group `pgid`, from /proc; None without /proc."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return None
+    states = {}
+    for stat in proc.glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)"
+            if int(fields[2]) == pgid:
+                states[int(stat.parent.name)] = fields[0]
+    return states
 
 
 def passwords_file(home: Path) -> Path:
