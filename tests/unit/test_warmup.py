@@ -56,3 +56,21 @@ def test_no_warm_up_on_a_cluster_or_when_switched_off(tmp_path, monkeypatch, ext
         monkeypatch.setenv("BATCHSCORE_SPARK_WARMUP", "0")
     platform = load_platform({**settings_env(tmp_path), **extra})
     assert warmup.start(platform) is None
+
+
+def test_preloading_imports_the_modules_and_a_missing_one_only_logs(caplog):
+    import sys
+
+    warmup.preload(("json", "evidently.presets"))
+    assert "evidently.presets" in sys.modules
+    with caplog.at_level(logging.WARNING, logger=warmup.__name__):
+        warmup.preload(("batchscore_no_such_module",))
+    assert "warm-up could not import batchscore_no_such_module (drift_report will)" in caplog.text
+
+
+def test_every_preloaded_module_is_one_drift_report_imports():
+    from pathlib import Path
+
+    source = Path(warmup.__file__).parents[1].joinpath("quality", "drift_report.py").read_text()
+    for name in warmup.PRELOADED:
+        assert f"from {name} import" in source, name
