@@ -32,21 +32,26 @@ def current_frame(lake: Lake, settings: Settings, run_date: date, model_version:
     """Today's features joined with today's scores, keyed by entity."""
     pipeline = settings.pipeline
     key = pipeline.dataset.entity_key
-    features = read_partition(lake, lake.features_partition(pipeline.name, run_date)).to_pandas()
+    # One block per column and Arrow's buffers freed as they convert: no second copy of the day.
+    table = read_partition(lake, lake.features_partition(pipeline.name, run_date))
+    features = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
     scores = read_partition(lake, lake.scores_partition(pipeline.name, model_version, run_date))
     return with_scores(features, scores.column(key).to_numpy(), scores.column(SCORE_COLUMN).to_numpy(), key)
 
 
 def with_scores(features: pd.DataFrame, keys: np.ndarray, scores: np.ndarray, key: str) -> pd.DataFrame:
-    """`features` (in its order) plus each row's score, NaN where it has none: the left join
-    `features.merge(scores, on=key, how="left", validate="one_to_one")` by a hash lookup."""
+    """`features` (in its order) with each row's score added in place, NaN where it has none:
+    the left join `features.merge(scores, on=key, how="left", validate="one_to_one")` by a hash
+    lookup, without copying the day's features."""
     index = pd.Index(keys)
     if not index.is_unique or not features[key].is_unique:
         raise pd.errors.MergeError(f"{key} is not unique in the features or the scores of the day")
     position = index.get_indexer(features[key].to_numpy())
     values = np.asarray(scores, dtype=np.float64)[position]
     values[position < 0] = np.nan
-    return features.assign(**{SCORE_COLUMN: values})
+    features[SCORE_COLUMN] = values
+    return features
 
 
 def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any]:

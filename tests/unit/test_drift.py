@@ -238,7 +238,7 @@ def test_scores_join_the_features_as_a_one_to_one_left_merge():
 
     features = pd.DataFrame({"k": [5, 3, 9, 1], "a": [1.0, 2.0, 3.0, 4.0]})
     keys, scores = np.array([1, 9, 5, 7]), np.array([0.1, 0.9, 0.5, 0.7])
-    joined = with_scores(features, keys, scores, "k")
+    joined = with_scores(features.copy(), keys, scores, "k")
     merged = features.merge(
         pd.DataFrame({"k": keys, "score": scores}), on="k", how="left", validate="one_to_one"
     )
