@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import shutil
 import tempfile
 import threading
@@ -46,7 +45,7 @@ def start(platform: PlatformSettings) -> threading.Thread | None:
     there holds executors, which a run should not take before it needs them) or with
     `BATCHSCORE_SPARK_WARMUP=0`."""
     global _started
-    if is_cluster(platform.spark_master) or os.environ.get("BATCHSCORE_SPARK_WARMUP") == "0":
+    if is_cluster(platform.spark_master) or not platform.spark_warmup:
         return None
     with _lock:
         if _started is None:

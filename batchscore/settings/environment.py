@@ -23,6 +23,7 @@ from batchscore.settings.base import (
     ENV_SPARK_EXECUTOR_MEMORY,
     ENV_SPARK_MASTER,
     ENV_SPARK_PY_FILES,
+    ENV_SPARK_WARMUP,
     ENV_WAREHOUSE_URL,
     REPO_ROOT,
     ConfigError,
@@ -57,6 +58,9 @@ class PlatformSettings(_Strict):
     spark_executor_memory: str = "1g"
     spark_executor_cores: int = Field(default=1, gt=0)
     spark_py_files: Path | None = None
+    # A run in one process warms Spark and imports Evidently in the background before its stages
+    # need them (batchscore/orchestration/warmup.py); BATCHSCORE_SPARK_WARMUP=0 turns it off.
+    spark_warmup: bool = True
 
     @field_validator("warehouse_url")
     @classmethod
@@ -113,6 +117,7 @@ def load_platform(env: Mapping[str, str] | None = None) -> PlatformSettings:
             spark_executor_memory=env.get(ENV_SPARK_EXECUTOR_MEMORY) or "1g",
             spark_executor_cores=env.get(ENV_SPARK_EXECUTOR_CORES) or 1,  # type: ignore[arg-type]
             spark_py_files=_optional_path(env.get(ENV_SPARK_PY_FILES), home),
+            spark_warmup=env.get(ENV_SPARK_WARMUP, "1") != "0",
         )
     except ValidationError as exc:
         raise ConfigError(f"environment: {_describe(exc)}") from None

@@ -51,10 +51,11 @@ def test_a_failed_warm_up_only_logs(spark, tmp_path, caplog):
     ("extra", "why"),
     [({"BATCHSCORE_SPARK_MASTER": "spark://cluster:7077"}, "cluster"), ({}, "switched off")],
 )
-def test_no_warm_up_on_a_cluster_or_when_switched_off(tmp_path, monkeypatch, extra, why):
+def test_no_warm_up_on_a_cluster_or_when_switched_off(tmp_path, extra, why):
     if why == "switched off":
-        monkeypatch.setenv("BATCHSCORE_SPARK_WARMUP", "0")
+        extra = {"BATCHSCORE_SPARK_WARMUP": "0"}
     platform = load_platform({**settings_env(tmp_path), **extra})
+    assert platform.spark_warmup is (why == "cluster")
     assert warmup.start(platform) is None
 
 
