@@ -230,16 +230,21 @@ def stop(home: Path, grace_s: float = 30) -> list[str]:
     deadline = time.monotonic() + grace_s
     for pid_file in sorted(run_dir(home).glob("*.pid")):
         pid = _read_pid(pid_file)
-        while pid and _group_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if pid and _group_alive(pid):
+        if pid and not _gone_by(pid, deadline):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            kill_deadline = time.monotonic() + 10
-            while _group_alive(pid) and time.monotonic() < kill_deadline:
-                time.sleep(0.1)
+            _gone_by(pid, time.monotonic() + 10)
         pid_file.unlink(missing_ok=True)
     return stopped
+
+
+def _gone_by(pgid: int, deadline: float) -> bool:
+    """Wait until group `pgid` has ended or `deadline` (monotonic) passes; True when it ended."""
+    while _group_alive(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _group_alive(pgid: int) -> bool:

@@ -49,11 +49,12 @@ def test_a_failed_warm_up_only_logs(spark, tmp_path, caplog):
 
 @pytest.mark.parametrize(
     ("extra", "why"),
-    [({"BATCHSCORE_SPARK_MASTER": "spark://cluster:7077"}, "cluster"), ({}, "switched off")],
+    [
+        ({"BATCHSCORE_SPARK_MASTER": "spark://cluster:7077"}, "cluster"),
+        ({"BATCHSCORE_SPARK_WARMUP": "0"}, "switched off"),
+    ],
 )
 def test_no_warm_up_on_a_cluster_or_when_switched_off(tmp_path, extra, why):
-    if why == "switched off":
-        extra = {"BATCHSCORE_SPARK_WARMUP": "0"}
     platform = load_platform({**settings_env(tmp_path), **extra})
     assert platform.spark_warmup is (why == "cluster")
     assert warmup.start(platform) is None
