@@ -35,7 +35,8 @@ def test_a_group_of_only_a_zombie_someone_else_owns_is_dead():
 def test_a_running_group_is_alive_until_killed():
     sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        assert process_states(sleeper.pid) == {sleeper.pid: "S"}
+        states = process_states(sleeper.pid) or {}
+        assert list(states) == [sleeper.pid] and states[sleeper.pid] not in "ZX"  # R or S while it starts
         assert _group_alive(sleeper.pid)
         sleeper.send_signal(signal.SIGKILL)
         deadline = time.monotonic() + 10
