@@ -78,6 +78,10 @@ def test_schedule_retries_timeouts_and_alerts_come_from_the_pipeline_yaml(tmp_pa
             assert task["timeout_s"] == pipeline.schedule.execution_timeout_s
             assert task["on_failure"] == ["batchscore.orchestration.task_support.record_failure"], task_id
             assert task["owner"] == pipeline.owner
+        # a failed retrain records and alerts like a failed nightly run
+        for task_id, task in dags[pipeline.retrain_dag_id]["tasks"].items():
+            assert task["on_failure"] == ["batchscore.orchestration.task_support.record_failure"], task_id
+            assert task["owner"] == pipeline.owner
 
 
 class _Hook(BaseHTTPRequestHandler):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from batchscore.orchestration import nightly_tasks as t
 from batchscore.orchestration.assets import nightly_schedule
 from batchscore.orchestration.deadlines import deadline_alert
-from batchscore.orchestration.task_support import record_failure, task_defaults
+from batchscore.orchestration.task_support import task_defaults
 from batchscore.settings import PipelineSettings
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def dag_arguments(pipeline: PipelineSettings) -> dict[str, Any]:
         "start_date": datetime.combine(schedule.start_date, datetime.min.time(), tzinfo=UTC),
         "catchup": schedule.catchup,
         "max_active_runs": schedule.max_active_runs,
-        "default_args": {**task_defaults(pipeline), "on_failure_callback": record_failure},
+        "default_args": task_defaults(pipeline),
         "tags": ["batchscore", *pipeline.tags],
         "doc_md": DOC.format(
             name=pipeline.name,

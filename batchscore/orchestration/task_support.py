@@ -120,22 +120,43 @@ def push_metrics(
     )
 
 
+DAG_KINDS = ("nightly", "retrain", "outcomes")
+"""The DAGs built for each pipeline (`nightly_dag`, `retrain_dag`, `outcomes_dag`)."""
+
+
+def dag_of(dag_id: str) -> tuple[str, str]:
+    """The pipeline and kind of DAG (one of `DAG_KINDS`) a DAG id names, from the pipeline files."""
+    from batchscore.settings import ConfigError, discover_pipelines
+
+    for pipeline in discover_pipelines():
+        ids = (pipeline.dag_id, pipeline.retrain_dag_id, pipeline.outcomes_dag_id)
+        if dag_id in ids:
+            return pipeline.name, DAG_KINDS[ids.index(dag_id)]
+    raise ConfigError(f"no pipeline file builds the DAG {dag_id!r}")
+
+
 def record_failure(context: Any) -> None:
-    """Failure callback: keep the failed attempt in `scoring_runs` and alert."""
+    """Failure callback of every batchscore DAG: keep the failed attempt in `scoring_runs` and alert.
+
+    A nightly attempt is recorded as `failed`, with the run's pinned model version; a retrain
+    or outcomes attempt as `retrain_failed` / `outcomes_failed` (with the challenger's version
+    once one is trained), so it never reads as a failed scoring run of the same day.
+    """
     from batchscore.settings import load_settings
     from batchscore.storage.warehouse import RunRecord, open_warehouse
     from batchscore.telemetry.alerts import send_alert
 
     ti = context["ti"]
-    pipeline_name = context["dag"].dag_id.removeprefix("batchscore_")
+    pipeline_name, kind = dag_of(context["dag"].dag_id)
     settings = load_settings(pipeline_name)
     error = f"{ti.task_id}: {context.get('exception')!s}"[:4000]
     try:
         run_date: date | None = run_date_of(context)
     except ValueError:  # a run without a day (refused by its first task) has no row to record
         run_date = None
+    version_task = {"nightly": "resolve_model", "retrain": "train_challenger"}.get(kind)
     try:
-        model = ti.xcom_pull(task_ids="resolve_model") or {}
+        model = (ti.xcom_pull(task_ids=version_task) if version_task else None) or {}
     except Exception:  # the failure being reported may be XCom itself
         model = {}
     if run_date is not None:
@@ -147,25 +168,30 @@ def record_failure(context: Any) -> None:
                 run_date=run_date,
                 model_name=settings.pipeline.model.name,
                 model_version=model.get("model_version"),
-                status="failed",
+                status="failed" if kind == "nightly" else f"{kind}_failed",
                 error=error,
                 publish_by_minutes=settings.pipeline.schedule.publish_by_minutes,
                 timezone=settings.pipeline.schedule.timezone,
             )
         )
-    push_metrics(context, settings, success=False)
+    if kind == "nightly":  # the run metrics are the nightly stages'
+        push_metrics(context, settings, success=False)
     send_alert(
         settings.platform.alert_webhook,
-        f"batchscore {pipeline_name}: task failed",
+        f"batchscore {pipeline_name}: task failed"
+        if kind == "nightly"
+        else f"batchscore {pipeline_name} {kind}: task failed",
         {"run_id": context["run_id"], "error": error},
     )
 
 
 def task_defaults(pipeline: PipelineSettings, backoff: bool = True) -> dict[str, Any]:
-    """Every batchscore DAG's task defaults: the pipeline's owner, retries and timeout."""
+    """Every batchscore DAG's task defaults: the pipeline's owner, retries, timeout and the
+    failure callback that records and alerts."""
     schedule = pipeline.schedule
     defaults: dict[str, Any] = {
         "owner": pipeline.owner,
+        "on_failure_callback": record_failure,
         "retries": schedule.retries,
         "retry_delay": timedelta(seconds=schedule.retry_delay_s),
         "execution_timeout": timedelta(seconds=schedule.execution_timeout_s),
