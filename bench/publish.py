@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batchscore.storage.warehouse import ScoresSlice, open_warehouse
-from batchscore.storage.warehouse.pg_binary import key_score_rows
+from batchscore.storage.warehouse.postgres.binary import key_score_rows
 
 DAY = date(2026, 11, 21)
 
@@ -65,7 +65,7 @@ def time_publishes(url: str, scores: Path, rows: int, repeat: int) -> dict[str, 
             {
                 "seconds": time.perf_counter() - started,
                 "cpu_seconds": time.process_time() - cpu_started,
-                "stages": result["stage_seconds"],
+                "stages": dict(result.stage_seconds),
             }
         )
     assert warehouse.query("SELECT count(*), count(DISTINCT run_id) FROM scores_churn") == [(rows, 1)]

@@ -47,7 +47,7 @@ def cmd_warehouse_migrate(args: argparse.Namespace) -> int:
 
 def cmd_warehouse_init_roles(args: argparse.Namespace) -> int:
     from batchscore.storage.warehouse import InvalidIdentifier, open_warehouse
-    from batchscore.storage.warehouse.postgres_store import PostgresWarehouse
+    from batchscore.storage.warehouse.postgres import PostgresWarehouse
 
     platform = load_platform()
     warehouse = open_warehouse(platform.warehouse_url)

@@ -19,7 +19,13 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from batchscore.serving.auth import TokenStore, allows
-from batchscore.serving.readers import ScoresReader, SliceInfo, TableShape, UnknownPipeline, WarehouseDown
+from batchscore.storage.warehouse.reading import (
+    ScoresReader,
+    SliceInfo,
+    TableShape,
+    UnknownPipeline,
+    WarehouseDown,
+)
 
 MAX_BATCH = 1000
 CACHE_CONTROL = "max-age=60, must-revalidate"
@@ -231,8 +237,8 @@ def add_score_routes(app: FastAPI, reader: ScoresReader, auth: Any) -> None:
 
 def app_from_env() -> FastAPI:
     """The app for `uvicorn --factory`: the warehouse and tokens file from the environment (tokens required)."""
-    from batchscore.serving.backends import open_reader
     from batchscore.settings import ConfigError, load_serve
+    from batchscore.storage.warehouse import open_reader
 
     settings = load_serve()
     if settings.tokens_file is None:
@@ -242,8 +248,8 @@ def app_from_env() -> FastAPI:
 
 def insecure_app_from_env() -> FastAPI:
     """The app without authentication (`batchscore serve --insecure-no-auth`)."""
-    from batchscore.serving.backends import open_reader
     from batchscore.settings import load_serve
+    from batchscore.storage.warehouse import open_reader
 
     settings = load_serve()
     tokens = TokenStore(settings.tokens_file) if settings.tokens_file else None

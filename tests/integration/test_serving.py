@@ -27,9 +27,8 @@ from fastapi.testclient import TestClient
 
 from batchscore.serving.app import create_app
 from batchscore.serving.auth import TokenStore
-from batchscore.serving.backends import open_reader
 from batchscore.settings import REPO_ROOT
-from batchscore.storage.warehouse import ScoresSlice, open_warehouse
+from batchscore.storage.warehouse import ScoresSlice, open_reader, open_warehouse
 from tests.warehouse.conftest import pg_database, pg_url  # noqa: F401  (fixtures)
 from tests.warehouse.slices import DAY, scores_file, target
 

@@ -67,7 +67,7 @@ def reasons_file(  # type: ignore[no-untyped-def]
 
 def held_rows(lake, raw_checksum: str, rows=(), day=DAY) -> None:  # type: ignore[no-untyped-def]
     """The quarantine verdict validate_raw leaves for the day: `rows` (key, rule, row_json) held aside."""
-    from jobs.quarantine import write_held
+    from batchscore.quality.quarantine_gate import write_held
 
     keys, rules, bodies = (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [])
     table = pa.table(
@@ -82,7 +82,7 @@ def held_rows(lake, raw_checksum: str, rows=(), day=DAY) -> None:  # type: ignor
 
 
 def quarantined(n: int, run_id: str = "") -> pa.Table:
-    """`n` held-aside rows as `jobs.quarantine` writes them (keys "q0".. tagged with `run_id`)."""
+    """`n` held-aside rows as `batchscore.quality.quarantine_gate` writes them (keys "q0".. tagged with `run_id`)."""
     return pa.table(
         {
             "customer_id": pa.array([f"q{i}" for i in range(n)], pa.string()),

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from batchscore.settings import REPO_ROOT
-from batchscore.storage.warehouse import DuckDBWarehouse, open_warehouse
+from batchscore.storage.warehouse import open_warehouse
+from batchscore.storage.warehouse.duckdb import DuckDBWarehouse
 from tests.warehouse.slices import scores_file, target
 
 
@@ -85,11 +86,11 @@ def test_kill_9_of_the_publisher_then_retry_publishes_exactly_once(warehouse_url
         assert slice_contents(warehouse) == [("run-old", 3, 3, pytest.approx(0.3))]
 
     retry = warehouse.publish_scores(target("run-retry"), new, expected_rows=4)
-    assert retry["replaced_rows"] == (4 if point == "committed" else 3)
+    assert retry.replaced_rows == (4 if point == "committed" else 3)
     assert slice_contents(warehouse) == [("run-retry", 4, 4, 2.0)]
     assert warehouse.query("SELECT run_id, row_count FROM published_slices") == [("run-retry", 4)]
     if warehouse.dialect == "postgresql":
-        assert pg_partitions(warehouse) == [retry["partition"]], "a staged table was left behind"
+        assert pg_partitions(warehouse) == [retry.partition], "a staged table was left behind"
 
 
 @pytest.mark.integration

@@ -18,7 +18,7 @@ from batchscore.storage.warehouse import (
     audit_scores,
     open_warehouse,
 )
-from batchscore.storage.warehouse.pg_binary import (
+from batchscore.storage.warehouse.postgres.binary import (
     _scattered_stream,
     _utf8,
     copy_stream,
@@ -70,7 +70,7 @@ def mc_target(run_id: str = "run-1", version: int = 1, classes=CLASSES) -> Score
 @pytest.mark.parametrize("keys", [STRING_KEYS, INT_KEYS], ids=["string_keys", "integer_keys"])
 def test_multiclass_slice_publishes_reads_back_and_republishes(warehouse, tmp_path, keys):
     first = mc_file(tmp_path / "a", keys, PROBS)
-    assert warehouse.publish_scores(mc_target(), first, expected_rows=3)["replaced_rows"] == 0
+    assert warehouse.publish_scores(mc_target(), first, expected_rows=3).replaced_rows == 0
     order = sorted(range(3), key=lambda i: keys[i])
     rows = warehouse.query("SELECT * FROM scores_tiers ORDER BY member_id")
     assert rows == [
@@ -92,7 +92,7 @@ def test_multiclass_slice_publishes_reads_back_and_republishes(warehouse, tmp_pa
     result = warehouse.publish_scores(
         mc_target("run-2"), mc_file(tmp_path / "b", keys, again), expected_rows=3
     )
-    assert result["replaced_rows"] == 3
+    assert result.replaced_rows == 3
     assert warehouse.query(
         "SELECT member_id, predicted_class, p_high, run_id FROM scores_tiers ORDER BY 1"
     ) == [(keys[i], CLASSES[int(np.argmax(again[i]))], again[i][2], "run-2") for i in order]

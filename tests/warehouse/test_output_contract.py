@@ -12,7 +12,12 @@ import pytest
 
 from batchscore.storage.warehouse import AuditFailed, open_warehouse
 from batchscore.storage.warehouse.output_contract import ContractChange
-from batchscore.storage.warehouse.pg_binary import _scattered_stream, _utf8, context_field, record_stream
+from batchscore.storage.warehouse.postgres.binary import (
+    _scattered_stream,
+    _utf8,
+    context_field,
+    record_stream,
+)
 from tests.warehouse.slices import DAY, scores_file, target
 from tests.warehouse.test_multiclass_publish import CLASSES, INT_KEYS, PROBS, STRING_KEYS, mc_file, mc_target
 
@@ -47,7 +52,7 @@ def test_context_columns_are_published_with_the_raw_values_and_nulls(warehouse, 
         signup=pa.array([date(2020, 1, 31), date(1999, 12, 31), date(2000, 1, 1), None], pa.date32()),
     )
     result = warehouse.publish_scores(target(), scores, 3, context=context)
-    assert result["rows"] == 3
+    assert result.rows == 3
     assert warehouse.query(
         "SELECT customer_id, score, region, tenure, charges, is_business, signup FROM scores_churn ORDER BY 1"
     ) == [

@@ -20,8 +20,8 @@ from batchscore.storage.warehouse import (
     quoted,
 )
 from batchscore.storage.warehouse.contract import duplicate_keys
-from batchscore.storage.warehouse.duckdb_store import SharedScoresTable
-from batchscore.storage.warehouse.pg_binary import key_order, key_score_rows
+from batchscore.storage.warehouse.duckdb.tables import SharedScoresTable
+from batchscore.storage.warehouse.postgres.binary import key_order, key_score_rows
 from tests.warehouse.slices import DAY, scores_file, target
 
 NEXT_DAY = date(2026, 11, 22)
@@ -29,9 +29,9 @@ NEXT_DAY = date(2026, 11, 22)
 
 def test_publish_is_idempotent_per_slice(warehouse, tmp_path):
     path = scores_file(tmp_path / "a", [1, 2, 3], [0.1, 0.5, 0.9])
-    assert warehouse.publish_scores(target(), path, expected_rows=3)["replaced_rows"] == 0
+    assert warehouse.publish_scores(target(), path, expected_rows=3).replaced_rows == 0
     result = warehouse.publish_scores(target("run-2"), path, expected_rows=3)
-    assert result["replaced_rows"] == 3
+    assert result.replaced_rows == 3
     rows = warehouse.query("SELECT customer_id, score, run_id, model_version FROM scores_churn ORDER BY 1")
     assert rows == [(1, 0.1, "run-2", 1), (2, 0.5, "run-2", 1), (3, 0.9, "run-2", 1)]
     other_day = scores_file(tmp_path / "b", [1, 2], [0.2, 0.3], run_date=NEXT_DAY)
@@ -134,8 +134,8 @@ def test_migration_3_keeps_existing_drift_metrics_and_adds_segments(warehouse_ur
     """A warehouse created before segments keeps its drift metrics when migration 3 runs."""
     old = open_warehouse(warehouse_url)
     for module in (
-        "batchscore.storage.warehouse.duckdb_store",
-        "batchscore.storage.warehouse.postgres_store",
+        "batchscore.storage.warehouse.duckdb.store",
+        "batchscore.storage.warehouse.postgres.store",
     ):
         monkeypatch.setattr(f"{module}.MIGRATIONS", MIGRATIONS[:2])
     assert old.migrate() == [1, 2]
@@ -170,7 +170,7 @@ def test_migration_3_keeps_existing_drift_metrics_and_adds_segments(warehouse_ur
 def test_numpy_scores_round_trip(warehouse, tmp_path):
     keys = np.random.default_rng(1).permutation(5000) - 2500
     path = scores_file(tmp_path / "n", keys, np.linspace(0, 1, 5000))
-    assert warehouse.publish_scores(target(), path, expected_rows=5000)["rows"] == 5000
+    assert warehouse.publish_scores(target(), path, expected_rows=5000).rows == 5000
     assert warehouse.query(
         "SELECT min(score), max(score), count(DISTINCT customer_id), min(customer_id), sum(customer_id) "
         "FROM scores_churn"

@@ -77,7 +77,7 @@ def test_writer_publishes_and_analyst_only_reads(pg_url, role_names, tmp_path, m
         assert con.execute("SELECT count(*) FROM run_history").fetchone() == (0,)
         # the reasons table was created by the writer after init-roles: default privileges
         assert con.execute("SELECT count(*) FROM score_reasons_churn").fetchone() == (9,)
-        partition = sql.Identifier(published["partition"])  # created after init-roles: default privileges
+        partition = sql.Identifier(published.partition)  # created after init-roles: default privileges
         assert con.execute(sql.SQL("SELECT count(*) FROM {}").format(partition)).fetchone() == (3,)
         for statement in (
             "INSERT INTO scores_churn VALUES (9, '2026-11-21', 'churn', 'm', 1, 0.5, 'x')",

@@ -1,8 +1,8 @@
-"""Writing and reading the outcome tables (`model_performance`, `score_stability`) on both warehouses.
+"""Writing the outcome tables (`model_performance`, `score_stability`) on both warehouses.
 
-`OutcomeStore` is mixed into `DuckDBWarehouse` and `PostgresWarehouse`: each write deletes the
-rows of its key and inserts the new ones in one transaction, so a rerun, or labels landing late
-for a day already evaluated, leaves exactly one set. On DuckDB a conflicting writer retries the
+`OutcomeWrites` is a base of every `Warehouse`: each write deletes the rows of its key and
+inserts the new ones in one transaction, so a rerun, or labels landing late for a day already
+evaluated, leaves exactly one set. On DuckDB a conflicting writer retries the
 whole transaction (as publishes do); on PostgreSQL writers of one key queue on an advisory lock.
 Each pipeline reads its own rows through the views `model_performance_<pipeline>` and
 `score_stability_<pipeline>`, created on its first write (the pipeline name is validated).
@@ -10,8 +10,7 @@ Each pipeline reads its own rows through the views `model_performance_<pipeline>
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
@@ -82,13 +81,12 @@ class Executor:
     executemany: Callable[[str, list[list[Any]]], Any]
 
 
-class OutcomeStore:
-    """The outcome writes and columnar reads both warehouses share (see the module docstring)."""
+class OutcomeWrites:
+    """The outcome writes every warehouse shares (see the module docstring); the backend runs
+    each in one transaction of its own (`_outcome_write`)."""
 
-    dialect: str
-    connect: Callable[..., Any]
-    migrate: Callable[[], list[int]]
-    _retrying: Callable[[Callable[[], Any]], Any]  # DuckDBWarehouse only: retries a conflicting transaction
+    def _outcome_write(self, pipeline: str, lock: tuple[object, ...], write: Callable[[Executor], T]) -> T:
+        raise NotImplementedError
 
     def replace_performance(
         self, pipeline: str, run_date: date, role: str, kind: str, run_id: str, rows: list[dict[str, Any]]
@@ -157,90 +155,6 @@ class OutcomeStore:
             x.execute(_insert("score_stability", STABILITY_COLUMNS), values)
 
         self._outcome_write(pipeline, ("score_stability", pipeline, run_date), write)
-
-    def query_columns(self, sql: str, params: list[Any] | None = None) -> dict[str, np.ndarray]:
-        """A read-only query's result as one numpy array per column (`?` placeholders)."""
-        self.migrate()
-        with self._read() as con:
-            cursor = con.execute(sql, params or [])
-            names = [d[0] for d in cursor.description]
-            if self.dialect == "duckdb":
-                return {name: _unmasked(values) for name, values in cursor.fetchnumpy().items()}
-            rows = cursor.fetchall()
-        return {name: np.array([row[i] for row in rows]) for i, name in enumerate(names)}
-
-    @contextmanager
-    def _read(self) -> Iterator[Any]:
-        if self.dialect == "duckdb":
-            with self.connect(read_only=True) as con:
-                yield con
-            return
-        from batchscore.storage.warehouse.pg_sql import to_pyformat
-
-        with self.connect(read_only=True) as con:
-            yield _Pyformat(con, to_pyformat)
-
-    def _outcome_write(self, pipeline: str, lock: tuple[object, ...], write: Callable[[Executor], T]) -> T:
-        """Run `write` in one transaction after making sure the pipeline's views exist."""
-        self.migrate()
-        if self.dialect == "duckdb":  # DuckDBWarehouse._retrying: conflicts retry the whole transaction
-            result: T = self._retrying(lambda: self._duckdb_write(pipeline, write))
-            return result
-        return self._postgres_write(pipeline, lock, write)
-
-    def _duckdb_write(self, pipeline: str, write: Callable[[Executor], T]) -> T:
-        with self.connect() as con:
-            con.execute("BEGIN")
-            try:
-                for name, select in outcome_views(pipeline):
-                    con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {select}')
-                result = write(Executor(con.execute, con.executemany))
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        return result
-
-    def _postgres_write(self, pipeline: str, lock: tuple[object, ...], write: Callable[[Executor], T]) -> T:
-        from psycopg import sql
-
-        from batchscore.storage.warehouse.pg_sql import lock_key, to_pyformat
-
-        with self.connect() as con:
-            con.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key("outcome", *lock)])
-            for name, select in outcome_views(pipeline):
-                exists = con.execute(
-                    "SELECT 1 FROM pg_views WHERE schemaname = current_schema() AND viewname = %s", [name]
-                ).fetchone()
-                if exists is None:
-                    con.execute(sql.SQL("CREATE VIEW {} AS ").format(sql.Identifier(name)) + sql.SQL(select))
-
-            def many(query: str, rows: list[list[Any]]) -> None:
-                with con.cursor() as cur:
-                    cur.executemany(to_pyformat(query), rows)
-
-            return write(Executor(lambda query, params: con.execute(to_pyformat(query), params), many))
-
-
-class _Pyformat:
-    """A PostgreSQL connection that takes `?` placeholders, like DuckDB's."""
-
-    def __init__(self, con: Any, convert: Callable[[str], str]):
-        self.con, self.convert = con, convert
-
-    def execute(self, query: str, params: list[Any]) -> Any:
-        return self.con.execute(self.convert(query) if params else query, params or None)
-
-
-def _unmasked(values: Any) -> np.ndarray:
-    """DuckDB's NULLs (a masked array) as NaN in float columns and None in the others."""
-    if not isinstance(values, np.ma.MaskedArray):
-        return np.asarray(values)
-    if values.dtype.kind == "f":
-        return values.filled(np.nan)
-    filled = values.astype(object)
-    filled[np.ma.getmaskarray(values)] = None
-    return np.asarray(filled)
 
 
 def _insert(table: str, columns: tuple[str, ...]) -> str:

@@ -237,85 +237,9 @@ def names_of(columns: Columns) -> tuple[str, ...]:
     return tuple(name for name, _ in columns)
 
 
-def duckdb_table_view(
-    rows_table: str, target_table: str, entity_key: str, classes: tuple[str, ...], stored: Columns
-) -> str:
-    """The SELECT of DuckDB's `<table>` view: the narrow rows with their slice's constants and
-    every stored context column."""
-    k = quoted(entity_key)
-    context = "".join(f", r.{quoted(name)}" for name, _ in stored)
-    return f"""SELECT r.{k}, r.run_date, s.pipeline, s.model_name, r.model_version, r.score
-                   {select_sql(classes, "r.")}, s.run_id{context}
-            FROM {rows_table} r JOIN published_slices s
-              ON s.scores_table = '{validate_identifier(target_table)}' AND s.run_date = r.run_date
-             AND s.model_version = r.model_version"""
-
-
-def duckdb_run(con: Any) -> Run:
-    return lambda statement, params: list(con.execute(statement, list(params)).fetchall())
-
-
-def duckdb_views(
-    con: Any, rows_table: str, table: str, entity_key: str, probability: bool, classes: tuple[str, ...]
-) -> list[tuple[str, str]]:
-    """(name, SELECT) of DuckDB's `<table>` view and the analyst views, with the context columns
-    of the table's stored contract (every stored one in `<table>`, the latest's in `latest_`)."""
-    state = ContractState.read(duckdb_run(con), table)
-    return [
-        (table, duckdb_table_view(rows_table, table, entity_key, tuple(classes), state.stored)),
-        *analyst_views(table, entity_key, quoted, probability, tuple(classes), names_of(state.latest)),
-    ]
-
-
-def apply_duckdb_contract(
-    con: Any, rows_table: str, target: ScoresSlice, columns: Columns
-) -> tuple[int, Columns]:
-    """`apply_contract` in one DuckDB transaction; the `<table>` view gains every stored column."""
-
-    def replace_table_view(stored: Columns) -> None:
-        select = duckdb_table_view(rows_table, target.table, target.entity_key, target.classes, stored)
-        con.execute(f"CREATE OR REPLACE VIEW {quoted(target.table)} AS {select}")
-
-    con.execute("BEGIN")
-    try:
-        version = apply_contract(
-            duckdb_run(con), "duckdb", rows_table, target, columns, quoted, replace_table_view
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return version
-
-
 def with_context(scores: pa.Table, target: ScoresSlice, context: pa.Table | None) -> tuple[pa.Table, Columns]:
     """The scores with their context columns joined (unchanged without `context`), and those columns."""
     if context is None:
         return scores, ()
     columns = context_columns(context, target.entity_key)
     return join_context(scores, context, target), columns
-
-
-def apply_pg_contract(
-    con: Any, schema: str, target: ScoresSlice, columns: Columns, lock_timeout: str
-) -> Columns:
-    """`apply_contract` in the connection's transaction under the table's DDL lock; returns every
-    stored context column. A view of the user's on `latest_<table>` refuses a change, clearly."""
-    from psycopg import errors, sql
-
-    from batchscore.storage.warehouse.pg_sql import lock_key, pg_run
-
-    con.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key("ddl", schema, target.table)])
-    con.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(lock_timeout)))
-
-    def quote(name: str) -> str:
-        return str(sql.Identifier(validate_identifier(name)).as_string(con))
-
-    try:
-        return apply_contract(pg_run(con), "postgresql", quote(target.table), target, columns, quote)[1]
-    except errors.DependentObjectsStillExist as exc:
-        raise ContractChange(
-            f"the output contract of {target.table} changed, but other views depend on latest_{target.table} "
-            f"(which follows the latest version): make them depend on a versioned view {target.table}_v<N> "
-            f"instead; nothing was published ({exc.diag.message_primary})"
-        ) from exc

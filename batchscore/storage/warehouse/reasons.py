@@ -8,8 +8,7 @@ reasons (explain turned off) removes the slice's old ones. The audit below is a 
 function of the reasons, their manifest and the audited scores: it runs before anything is
 written, and a failure publishes nothing, scores included.
 
-DuckDB stores the rows in `slice_rows.score_reasons_<pipeline>` behind a view joined to
-`published_slices` (only published slices show); the PostgreSQL side is `reasons_pg.py`.
+Each backend stores them its own way (`duckdb/companions.py`, `postgres/reasons.py`).
 """
 
 from __future__ import annotations
@@ -24,11 +23,9 @@ from batchscore.storage.warehouse.contract import (
     AuditFailed,
     ScoresSlice,
     duplicate_keys,
-    quoted,
     raise_on_failures,
     validate_identifier,
 )
-from batchscore.storage.warehouse.duckdb_tables import ROWS_SCHEMA
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -128,52 +125,3 @@ def audited_reasons(
     failures = audit_reasons(table, manifest, scores, target, partition_checksum(scores_path))
     raise_on_failures([f"reasons: {f}" for f in failures], target)
     return table.select([target.entity_key, *REASON_COLUMNS])
-
-
-def ensure_duckdb_reasons(con: Any, reasons: ReasonsSlice, target: ScoresSlice, key_sql: str) -> None:
-    """Create the rows table and the `score_reasons_<pipeline>` view if missing (caller's transaction)."""
-    stored, k = f"{ROWS_SCHEMA}.{quoted(reasons.table)}", quoted(target.entity_key)
-    con.execute(
-        f"""CREATE TABLE IF NOT EXISTS {stored} ({k} {key_sql} NOT NULL, run_date DATE NOT NULL,
-            model_version INTEGER NOT NULL, "rank" SMALLINT NOT NULL, feature VARCHAR NOT NULL,
-            "value" DOUBLE PRECISION, contribution DOUBLE PRECISION NOT NULL)"""
-    )
-    con.execute(
-        f"""CREATE OR REPLACE VIEW {quoted(reasons.table)} AS
-            SELECT r.{k}, r.run_date, r.model_version, r."rank", r.feature, r."value", r.contribution
-            FROM {stored} r JOIN published_slices s
-              ON s.scores_table = '{validate_identifier(target.table)}' AND s.run_date = r.run_date
-             AND s.model_version = r.model_version"""
-    )
-
-
-def replace_duckdb_reasons(
-    con: Any, reasons: ReasonsSlice | None, target: ScoresSlice, audited: pa.Table | None, key_sql: str
-) -> None:
-    """In the swap's transaction: drop the slice's old reasons, insert the audited ones (checked)."""
-    if reasons is None:
-        return
-    exists = con.execute(
-        "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [ROWS_SCHEMA, reasons.table],
-    ).fetchone()
-    if exists is None and audited is None:
-        return
-    if exists is None:
-        ensure_duckdb_reasons(con, reasons, target, key_sql)
-    stored, k = f"{ROWS_SCHEMA}.{quoted(reasons.table)}", quoted(target.entity_key)
-    con.execute(
-        f"DELETE FROM {stored} WHERE run_date = ? AND model_version = ?",
-        [target.run_date, target.model_version],
-    )
-    if audited is None:
-        return
-    con.register("audited_reasons", audited)
-    inserted = con.execute(
-        f"""INSERT INTO {stored} SELECT {k}, CAST(? AS DATE), CAST(? AS INTEGER), "rank", feature,
-            "value", contribution FROM audited_reasons""",
-        [target.run_date, target.model_version],
-    ).fetchone()[0]
-    con.unregister("audited_reasons")
-    if inserted != audited.num_rows:
-        raise RuntimeError(f"inserted {inserted} reasons, expected {audited.num_rows}; rolled back")

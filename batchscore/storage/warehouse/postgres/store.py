@@ -21,66 +21,64 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
 
 from batchscore.storage.warehouse.contract import (
     MIGRATIONS,
-    PausePoint,
     ScoresSlice,
     UnsupportedWarehouse,
     analyst_views,
-    audit_scores,
     check_classes,
     duplicate_keys,
-    key_kind,
-    no_pause,
     now,
     other_key_kind,
     raise_on_failures,
-    read_scores,
     validate_identifier,
 )
+from batchscore.storage.warehouse.interface import PausePoint, StagedSlice, SwapOutcome, Warehouse
 from batchscore.storage.warehouse.multiclass import columns_sql
-from batchscore.storage.warehouse.outcome_store import OutcomeStore
-from batchscore.storage.warehouse.output_contract import (
-    Columns,
-    apply_pg_contract,
-    context_sql,
-    names_of,
-    with_context,
-)
-from batchscore.storage.warehouse.pg_binary import copy_stream
-from batchscore.storage.warehouse.pg_records import PostgresRecords
-from batchscore.storage.warehouse.pg_sql import copy_columns, lock_key, partition_sql, split_url, to_pyformat
-from batchscore.storage.warehouse.postgres_roles import grant_roles
-from batchscore.storage.warehouse.quarantine_store import (
-    QuarantineSlice,
-    ensure_pg_quarantine,
-    replace_pg_quarantine,
-)
-from batchscore.storage.warehouse.reasons import ReasonsSlice, audited_reasons
-from batchscore.storage.warehouse.reasons_pg import (
+from batchscore.storage.warehouse.outcome_store import Executor, outcome_views
+from batchscore.storage.warehouse.output_contract import Columns, context_sql, names_of
+from batchscore.storage.warehouse.postgres.binary import copy_stream
+from batchscore.storage.warehouse.postgres.contract import apply_pg_contract
+from batchscore.storage.warehouse.postgres.quarantine import ensure_pg_quarantine, replace_pg_quarantine
+from batchscore.storage.warehouse.postgres.reasons import (
     ensure_reasons_table,
     paired_partition,
     stage_reasons,
     swap_reasons,
 )
+from batchscore.storage.warehouse.postgres.records import PostgresRecords
+from batchscore.storage.warehouse.postgres.roles import grant_roles
+from batchscore.storage.warehouse.postgres.sql import (
+    copy_columns,
+    lock_key,
+    partition_sql,
+    split_url,
+    to_pyformat,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from batchscore.storage.warehouse.postgres.reader import PostgresReader
+
+T = TypeVar("T")
 
 PG_KEY_SQL = {"integer": "BIGINT", "string": "TEXT"}
 COPY_CHUNK_BYTES = 8 << 20
 SWAP_LOCK_TIMEOUT = "60s"  # waiting longer for readers to let go of the table fails the attempt loudly
 
 
-class PostgresWarehouse(PostgresRecords, OutcomeStore):
+class PostgresWarehouse(PostgresRecords, Warehouse):
     """A PostgreSQL database; one connection per operation, everything inside `schema`."""
 
     dialect = "postgresql"
+    audit_checks_duplicates = False  # the partition's unique index refuses duplicate keys anyway
 
     def __init__(self, url: str):
         self.url = url
@@ -202,28 +200,19 @@ class PostgresWarehouse(PostgresRecords, OutcomeStore):
             raise other_key_kind(table, entity_key, columns[entity_key], key)
         check_classes(table, list(columns), classes)
 
-    def publish_scores(
-        self,
-        target: ScoresSlice,
-        scores_path: Path,
-        expected_rows: int,
-        pause_at: PausePoint = no_pause,
-        context: pa.Table | None = None,
-        reasons: ReasonsSlice | None = None,
-        quarantine: QuarantineSlice | None = None,
-    ) -> dict[str, Any]:
-        """Audit, COPY into a fresh partition, swap it in (with the slice's reasons and the day's
-        quarantined rows), all in one transaction; raises AuditFailed on bad scores or reasons.
+    def _prepare_companions(self, staged: StagedSlice) -> None:
+        """The reasons and quarantine tables, each created in its own short transaction (DDL locks)."""
+        if staged.reasons is not None and staged.explained is not None:
+            ensure_reasons_table(self, staged.reasons, staged.target.entity_key, PG_KEY_SQL[staged.key_kind])
+        ensure_pg_quarantine(self, staged.quarantine, staged.target.entity_key)
 
-        `context` (entity key and context columns, from the raw partition) is joined to the
-        scores by key and published beside them under the table's output contract.
-        """
-        started, cpu_started = time.perf_counter(), time.process_time()
-        scores, key, columns, payload, explained, stored = self._prepare(
-            target, scores_path, expected_rows, context, reasons
-        )
-        ensure_pg_quarantine(self, quarantine, target.entity_key)
-        timings: dict[str, float] = {"read_audit": time.perf_counter() - started}
+    def _swap(self, staged: StagedSlice, pause_at: PausePoint) -> SwapOutcome:
+        """COPY into a fresh partition, index it, swap it in with the slice's reasons and the day's
+        quarantined rows, all in one transaction."""
+        target, expected_rows = staged.target, staged.expected_rows
+        mark = time.perf_counter()
+        payload = copy_stream(staged.scores, target.entity_key, target.classes, names_of(staged.context))
+        timings: dict[str, float] = {"encode": time.perf_counter() - mark}
         t, k = self.ident(target.table), self.ident(target.entity_key)
         partition_name = partition_table_name(target)
         part = self.ident(partition_name)
@@ -231,66 +220,29 @@ class PostgresWarehouse(PostgresRecords, OutcomeStore):
             self._lock_slice(con, target)
             con.execute("SET LOCAL maintenance_work_mem = '256MB'")
             mark = time.perf_counter()
-            stored_sql = context_sql(stored, self.dialect, lambda n: self.ident(n).as_string(con))
-            con.execute(partition_sql(target, part, k, PG_KEY_SQL[key], partition_name, stored_sql))
-            columns_sql = copy_columns(k, target.classes, names_of(columns))
+            stored_sql = context_sql(staged.stored, self.dialect, lambda n: self.ident(n).as_string(con))
+            key_sql = PG_KEY_SQL[staged.key_kind]
+            con.execute(partition_sql(target, part, k, key_sql, partition_name, stored_sql))
+            columns_sql = copy_columns(k, target.classes, names_of(staged.context))
             self._copy_into(con, part, columns_sql, payload, expected_rows, pause_at)
             timings["copy"] = time.perf_counter() - mark
             mark = time.perf_counter()
-            self._index_keys(con, target, part, k, scores)
+            self._index_keys(con, target, part, k, staged.scores)
             timings["index"] = time.perf_counter() - mark
-            staged = None
-            if reasons is not None and explained is not None:
-                staged = paired_partition(reasons.table, partition_name)
-                stage_reasons(con, self, target, reasons, explained, PG_KEY_SQL[key], staged)
+            reasons_partition = None
+            if staged.reasons is not None and staged.explained is not None:
+                reasons_partition = paired_partition(staged.reasons.table, partition_name)
+                stage_reasons(con, self, target, staged.reasons, staged.explained, key_sql, reasons_partition)
             pause_at("staged")
             mark = time.perf_counter()
-            swap_reasons(con, self, target, reasons, staged)
-            replace_pg_quarantine(con, self, quarantine, target)
-            replaced_rows = self._swap(con, target, t, part, partition_name, expected_rows)
+            swap_reasons(con, self, target, staged.reasons, reasons_partition)
+            replace_pg_quarantine(con, self, staged.quarantine, target)
+            replaced_rows = self._attach(con, target, t, part, partition_name, expected_rows)
             timings["swap"] = time.perf_counter() - mark
             pause_at("swapped")
             mark = time.perf_counter()
         timings["commit"] = time.perf_counter() - mark
-        pause_at("committed")
-        return {
-            "rows": expected_rows,
-            "replaced_rows": replaced_rows,
-            "table": target.table,
-            "partition": partition_name,
-            "seconds": round(time.perf_counter() - started, 3),
-            "stage_seconds": {name: round(value, 3) for name, value in timings.items()},
-            "cpu_seconds": round(time.process_time() - cpu_started, 3),
-        }
-
-    def _prepare(
-        self,
-        target: ScoresSlice,
-        scores_path: Path,
-        expected_rows: int,
-        context: pa.Table | None,
-        reasons: ReasonsSlice | None,
-    ) -> tuple[pa.Table, str, Columns, memoryview, Any, Columns]:
-        """Read and audit the scores, their context and reasons (nothing written yet), then make
-        sure the tables and the output contract exist: (scores, key kind, context columns, COPY
-        payload, audited reasons, stored context columns)."""
-        self.migrate()
-        scores = read_scores(scores_path, target.entity_key, target.classes)
-        key = key_kind(scores, target.entity_key)
-        self.ensure_scores_table(target.table, target.entity_key, key, target.probability, target.classes)
-        scores, columns = with_context(scores, target, context)
-        payload = self._audit_and_encode(target, scores, expected_rows, names_of(columns))
-        explained = audited_reasons(reasons, scores, target, scores_path)
-        if reasons is not None and explained is not None:
-            ensure_reasons_table(self, reasons, target.entity_key, PG_KEY_SQL[key])
-        return scores, key, columns, payload, explained, self.ensure_contract(target, columns)
-
-    def _audit_and_encode(
-        self, target: ScoresSlice, scores: pa.Table, expected_rows: int, context: tuple[str, ...] = ()
-    ) -> memoryview:
-        """The audited scores' binary COPY stream in key order (uniqueness is left to the index)."""
-        raise_on_failures(audit_scores(scores, target, expected_rows, check_duplicates=False), target)
-        return copy_stream(scores, target.entity_key, target.classes, context)
+        return SwapOutcome(replaced_rows, timings, partition=partition_name)
 
     def ensure_contract(self, target: ScoresSlice, columns: Columns) -> Columns:
         """Record `columns` as the table's next output contract version if they changed; returns
@@ -343,7 +295,9 @@ class PostgresWarehouse(PostgresRecords, OutcomeStore):
             raise_on_failures([f"{duplicates} duplicate keys"], target)
             raise
 
-    def _swap(self, con: Any, target: ScoresSlice, t: Any, part: Any, partition_name: str, rows: int) -> int:
+    def _attach(
+        self, con: Any, target: ScoresSlice, t: Any, part: Any, partition_name: str, rows: int
+    ) -> int:
         """Drop the slice's previous partition, attach the new one and record it; returns rows replaced."""
         from psycopg import sql
 
@@ -405,6 +359,40 @@ class PostgresWarehouse(PostgresRecords, OutcomeStore):
             "schema": self.schema,
             "objects_handed_over": str(handed_over),
         }
+
+    def query_columns(self, sql: str, params: list[Any] | None = None) -> dict[str, np.ndarray]:
+        """A read-only query's result as one numpy array per column (`?` placeholders)."""
+        self.migrate()
+        with self.connect(read_only=True) as con:
+            cursor = con.execute(to_pyformat(sql) if params else sql, params or None)
+            names = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+        return {name: np.array([row[i] for row in rows]) for i, name in enumerate(names)}
+
+    def _outcome_write(self, pipeline: str, lock: tuple[object, ...], write: Callable[[Executor], T]) -> T:
+        """One transaction; writers of one key queue on an advisory lock; views created if missing."""
+        from psycopg import sql
+
+        self.migrate()
+        with self.connect() as con:
+            con.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key("outcome", *lock)])
+            for name, select in outcome_views(pipeline):
+                exists = con.execute(
+                    "SELECT 1 FROM pg_views WHERE schemaname = current_schema() AND viewname = %s", [name]
+                ).fetchone()
+                if exists is None:
+                    con.execute(sql.SQL("CREATE VIEW {} AS ").format(sql.Identifier(name)) + sql.SQL(select))
+
+            def many(query: str, rows: list[list[Any]]) -> None:
+                with con.cursor() as cur:
+                    cur.executemany(to_pyformat(query), rows)
+
+            return write(Executor(lambda query, params: con.execute(to_pyformat(query), params), many))
+
+    def reader(self) -> PostgresReader:
+        from batchscore.storage.warehouse.postgres.reader import PostgresReader
+
+        return PostgresReader(self.url)
 
 
 def partition_table_name(target: ScoresSlice) -> str:

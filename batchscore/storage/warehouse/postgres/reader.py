@@ -1,13 +1,8 @@
-"""The two warehouses behind `ScoresReader`: DuckDB files and PostgreSQL connection pools.
+"""Reads of a PostgreSQL warehouse for the read API, through a small pool of psycopg connections.
 
-DuckDB: a DuckDB file has one writer process OR several readers at a time, so the server
-opens the file read-only per request and closes it right after (a publisher in another
-process gets the file between requests; a new publication is seen by the next request).
-Opening waits briefly, with backoff, while a publisher holds the file.
-
-PostgreSQL: a small pool of psycopg connections (a broken one is dropped and, once per
-request, replaced by a fresh one, so the server recovers from a restart of the database
-without restarting itself). Every read is a READ ONLY, REPEATABLE READ transaction.
+A broken connection is dropped and, once per request, replaced by a fresh one, so the server
+recovers from a restart of the database without restarting itself. Every read is a READ ONLY,
+REPEATABLE READ transaction.
 """
 
 from __future__ import annotations
@@ -16,86 +11,13 @@ import queue
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from batchscore.serving.readers import Query, ScoresReader, TableShape, WarehouseDown
-from batchscore.storage.warehouse import validate_identifier
-from batchscore.storage.warehouse.duckdb_store import OPENING, ROWS_SCHEMA
-from batchscore.storage.warehouse.pg_sql import split_url, to_pyformat
-from batchscore.storage.warehouse.retry import with_backoff
+from batchscore.storage.warehouse.contract import validate_identifier
+from batchscore.storage.warehouse.postgres.sql import split_url, to_pyformat
+from batchscore.storage.warehouse.reading import COLUMNS_SQL, Query, ScoresReader, TableShape, WarehouseDown
 
-COLUMNS_SQL = """SELECT column_name, data_type FROM information_schema.columns
-    WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position"""
 LOCK_TIMEOUT = "5s"
-
-
-def busy_file(exc: BaseException) -> bool:
-    """The file is held by a writer (another process's lock, or this process's read-write handle)."""
-    import duckdb
-
-    if isinstance(exc, duckdb.ConnectionException):
-        return "different configuration" in str(exc)
-    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
-
-
-class DuckDBReader(ScoresReader):
-    """Reads a DuckDB warehouse file, read-only, one short-lived connection per request."""
-
-    dialect = "duckdb"
-
-    def __init__(self, url: str, open_attempts: int = 10):
-        super().__init__()
-        self.path = Path(url.removeprefix("duckdb://"))
-        self.open_attempts = open_attempts
-
-    def _open(self) -> Any:
-        import duckdb
-
-        if not self.path.exists():
-            raise WarehouseDown(f"warehouse file {self.path} does not exist")
-
-        def open_file() -> Any:
-            with OPENING:
-                return duckdb.connect(str(self.path), read_only=True)
-
-        try:
-            return with_backoff(open_file, busy_file, self.open_attempts, first_delay_s=0.01, max_delay_s=0.5)
-        except duckdb.Error as exc:
-            raise WarehouseDown(f"cannot open {self.path}: {exc}") from exc
-
-    @contextmanager
-    def transaction(self, lock_table: str | None = None) -> Iterator[Query]:
-        import duckdb
-
-        con = self._open()
-
-        def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-            return list(con.execute(sql, list(params)).fetchall())
-
-        try:
-            con.execute("BEGIN TRANSACTION")
-            yield query
-            con.execute("COMMIT")
-        except duckdb.CatalogException as exc:
-            raise WarehouseDown(f"the warehouse has no published scores yet: {exc}") from exc
-        except (duckdb.IOException, duckdb.ConnectionException) as exc:
-            raise WarehouseDown(str(exc)) from exc
-        finally:
-            with OPENING:
-                con.close()
-
-    def table_columns(self, query: Query, table: str) -> list[tuple[str, str]]:
-        return [(str(n), str(t)) for n, t in query(COLUMNS_SQL, [ROWS_SCHEMA, validate_identifier(table)])]
-
-    def rows_sql(self, table: str, shape: TableShape) -> str:
-        k = f'"{validate_identifier(shape.entity_key)}"'
-        extra = "".join(f', "{validate_identifier(name)}"' for name in (*shape.extra, *shape.context))
-        key_type = "BIGINT" if shape.key_kind == "integer" else "VARCHAR"
-        return (
-            f'SELECT {k}, score{extra} FROM {ROWS_SCHEMA}."{validate_identifier(table)}" '
-            f"WHERE run_date = ? AND model_version = ? AND {k} IN (SELECT unnest(CAST(? AS {key_type}[])))"
-        )
 
 
 class PostgresReader(ScoresReader):
@@ -212,12 +134,3 @@ class PostgresReader(ScoresReader):
             f'SELECT {k}, score{extra} FROM "{validate_identifier(table)}" '
             f"WHERE run_date = ? AND model_version = ? AND {k} = ANY(CAST(? AS {key_type}[]))"
         )
-
-
-def open_reader(url: str) -> ScoresReader:
-    """The reader for a warehouse URL (`duckdb:///path` or `postgresql://...`)."""
-    if url.startswith("duckdb://"):
-        return DuckDBReader(url)
-    if url.startswith(("postgresql://", "postgres://")):
-        return PostgresReader(url)
-    raise ValueError(f"warehouse URL {url!r}: expected duckdb:///path or postgresql://...")

@@ -8,8 +8,8 @@ from datetime import date
 from typing import Any
 
 from batchscore.storage.warehouse.contract import RunRecord, now
-from batchscore.storage.warehouse.duckdb_store import drift_row, evidence_json
-from batchscore.storage.warehouse.pg_sql import lock_key
+from batchscore.storage.warehouse.postgres.sql import lock_key
+from batchscore.storage.warehouse.records import drift_row, evidence_json
 
 
 class PostgresRecords:

@@ -27,6 +27,8 @@ LATEST = date(9999, 12, 31)
 TABLE_TTL_S = 5.0
 SLICE_COLUMNS = "scores_table, pipeline, run_date, model_version, model_name, run_id, row_count, published_at"
 MAIN_TABLES = "substr(scores_table, 1, 7) <> 'shadow_'"
+COLUMNS_SQL = """SELECT column_name, data_type FROM information_schema.columns
+    WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position"""
 PICK_SQL = f"""SELECT {SLICE_COLUMNS} FROM published_slices
     WHERE pipeline = ? AND scores_table = ? AND run_date <= ?
     ORDER BY run_date DESC, model_version DESC LIMIT 1"""

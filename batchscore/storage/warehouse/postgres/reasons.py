@@ -14,7 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from batchscore.storage.warehouse.contract import ScoresSlice, validate_identifier
-from batchscore.storage.warehouse.pg_sql import lock_key
+from batchscore.storage.warehouse.postgres.sql import lock_key
 from batchscore.storage.warehouse.reasons import REASON_COLUMNS, ReasonsSlice
 
 if TYPE_CHECKING:

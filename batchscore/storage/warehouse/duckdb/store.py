@@ -14,30 +14,22 @@ the view never shows a row without its slice or a slice with another run's rows.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from batchscore.storage.warehouse.contract import (
-    MIGRATIONS,
-    PausePoint,
-    RunRecord,
-    ScoresSlice,
-    audit_scores,
-    key_kind,
-    no_pause,
-    now,
-    quoted,
-    raise_on_failures,
-    read_scores,
-)
-from batchscore.storage.warehouse.duckdb_tables import (
+import numpy as np
+
+from batchscore.storage.warehouse.contract import MIGRATIONS, RunRecord, ScoresSlice, now, quoted
+from batchscore.storage.warehouse.duckdb.companions import replace_duckdb_quarantine, replace_duckdb_reasons
+from batchscore.storage.warehouse.duckdb.contract import apply_duckdb_contract, duckdb_views
+from batchscore.storage.warehouse.duckdb.files import OPENING, is_write_conflict
+from batchscore.storage.warehouse.duckdb.tables import (
     KEY_SQL,
     ROWS_SCHEMA,
     SharedScoresTable,
@@ -45,41 +37,22 @@ from batchscore.storage.warehouse.duckdb_tables import (
     convert_wide_table,
     table_type,
 )
+from batchscore.storage.warehouse.interface import PausePoint, StagedSlice, SwapOutcome, Warehouse
 from batchscore.storage.warehouse.multiclass import class_columns, columns_sql
-from batchscore.storage.warehouse.outcome_store import OutcomeStore
-from batchscore.storage.warehouse.output_contract import (
-    Columns,
-    apply_duckdb_contract,
-    duckdb_views,
-    names_of,
-    with_context,
-)
-from batchscore.storage.warehouse.quarantine_store import QuarantineSlice, replace_duckdb_quarantine
-from batchscore.storage.warehouse.reasons import ReasonsSlice, audited_reasons, replace_duckdb_reasons
+from batchscore.storage.warehouse.outcome_store import Executor, outcome_views
+from batchscore.storage.warehouse.output_contract import Columns, names_of
+from batchscore.storage.warehouse.records import drift_row, evidence_json
 from batchscore.storage.warehouse.retry import with_backoff
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-OPENING = threading.Lock()
-"""Threads of one process share DuckDB's database instance; opening and closing it concurrently races."""
+    from batchscore.storage.warehouse.duckdb.reader import DuckDBReader
+
+T = TypeVar("T")
 
 
-def is_write_conflict(exc: BaseException) -> bool:
-    """A conflict another writer caused: the transaction can be retried as a whole."""
-    import duckdb
-
-    if isinstance(exc, duckdb.TransactionException):
-        return True
-    message = str(exc)
-    if isinstance(exc, duckdb.IOException) and "lock" in message.lower():
-        return True  # another process holds the file
-    # Every write here deletes its keys before inserting them, so a duplicate key means a
-    # concurrent writer inserted the same key first (a retry replaces it, a real bug re-raises).
-    return isinstance(exc, duckdb.ConstraintException) and "Duplicate key" in message
-
-
-class DuckDBWarehouse(OutcomeStore):
+class DuckDBWarehouse(Warehouse):
     """An embedded DuckDB file (`duckdb:///path/to/file.duckdb`)."""
 
     dialect = "duckdb"
@@ -192,86 +165,37 @@ class DuckDBWarehouse(OutcomeStore):
         self._retrying(create)
         self._ready_tables.add(shape)
 
-    def publish_scores(
-        self,
-        target: ScoresSlice,
-        scores_path: Path,
-        expected_rows: int,
-        pause_at: PausePoint = no_pause,
-        context: pa.Table | None = None,
-        reasons: ReasonsSlice | None = None,
-        quarantine: QuarantineSlice | None = None,
-    ) -> dict[str, Any]:
-        """Audit the scores (and their reasons), then replace the slice, its reasons and the
-        day's quarantined rows in one transaction; raises AuditFailed on bad scores or reasons.
-
-        `context` (entity key and context columns, from the raw partition) is joined to the
-        scores by key and published beside them under the table's output contract.
-        """
-        started, cpu_started = time.perf_counter(), time.process_time()
-        self.migrate()
-        scores = read_scores(scores_path, target.entity_key, target.classes)
-        key = key_kind(scores, target.entity_key)
-        self.ensure_scores_table(target.table, target.entity_key, key, target.probability, target.classes)
-        raise_on_failures(audit_scores(scores, target, expected_rows), target)
-        explained = audited_reasons(reasons, scores, target, scores_path)
-        scores, columns = with_context(scores, target, context)
-        self.ensure_contract(target, columns)
+    def _swap(self, staged: StagedSlice, pause_at: PausePoint) -> SwapOutcome:
+        """Replace the slice in one optimistic transaction, retried as a whole on a write conflict."""
+        target = staged.target
         # the audit proved run_date and model_version equal the slice's: only keys and scores are stored
-        audited = scores.select(
-            [target.entity_key, "score", *class_columns(target.classes), *names_of(columns)]
+        audited = staged.scores.select(
+            [target.entity_key, "score", *class_columns(target.classes), *names_of(staged.context)]
         )
-        timings = {"read_audit": time.perf_counter() - started}
         pause_at("staged")
-        attempts = 0
+        started, attempts = time.perf_counter(), 0
 
         def swap() -> int:
             nonlocal attempts
             attempts += 1
-            companions = (reasons, explained, KEY_SQL[key])
-            return self._swap(target, audited, expected_rows, pause_at, companions, quarantine)
+            return self._replace_slice(staged, audited, pause_at)
 
         replaced: int = self._retrying(swap)
-        timings["swap"] = time.perf_counter() - started - timings["read_audit"]
-        pause_at("committed")
-        return {
-            "rows": expected_rows,
-            "replaced_rows": replaced,
-            "table": target.table,
-            "attempts": attempts,
-            "seconds": round(time.perf_counter() - started, 3),
-            "stage_seconds": {name: round(value, 3) for name, value in timings.items()},
-            "cpu_seconds": round(time.process_time() - cpu_started, 3),
-        }
+        return SwapOutcome(replaced, {"swap": time.perf_counter() - started}, attempts=attempts)
 
-    def _swap(
-        self,
-        target: ScoresSlice,
-        audited: pa.Table,
-        expected_rows: int,
-        pause_at: PausePoint,
-        reasons: tuple[ReasonsSlice | None, pa.Table | None, str] = (None, None, ""),
-        quarantine: QuarantineSlice | None = None,
-    ) -> int:
+    def _replace_slice(self, staged: StagedSlice, audited: pa.Table, pause_at: PausePoint) -> int:
         """Replace the slice's rows and its `published_slices` row in one transaction; returns rows replaced.
 
         The audited Arrow table is scanned by DuckDB in place (no second read of the files);
         the inserted count is checked against the audited one before the commit.
         """
+        target, expected_rows = staged.target, staged.expected_rows
         stored, k = f"{ROWS_SCHEMA}.{quoted(target.table)}", quoted(target.entity_key)
         key = [target.table, target.pipeline, target.run_date, target.model_version]
         with self.connect() as con:
             con.execute("BEGIN")
             try:
-                owners = con.execute(
-                    "SELECT DISTINCT pipeline FROM published_slices WHERE scores_table = ? AND pipeline <> ?",
-                    [target.table, target.pipeline],
-                ).fetchall()
-                if owners:
-                    raise SharedScoresTable(
-                        f"table {target.table} already holds scores of pipeline {owners[0][0]!r}; "
-                        f"give pipeline {target.pipeline!r} its own warehouse.scores_table"
-                    )
+                self._check_owner(con, target)
                 con.execute(
                     "DELETE FROM published_slices WHERE scores_table = ? AND pipeline = ? AND run_date = ? "
                     "AND model_version = ?",
@@ -295,8 +219,10 @@ class DuckDBWarehouse(OutcomeStore):
                 con.unregister("audited_scores")
                 if inserted != expected_rows:
                     raise RuntimeError(f"inserted {inserted} rows, expected {expected_rows}; rolled back")
-                replace_duckdb_reasons(con, reasons[0], target, reasons[1], reasons[2])
-                replace_duckdb_quarantine(con, quarantine, target, now())
+                replace_duckdb_reasons(
+                    con, staged.reasons, target, staged.explained, KEY_SQL[staged.key_kind]
+                )
+                replace_duckdb_quarantine(con, staged.quarantine, target, now())
                 pause_at("swapped")
                 con.execute("COMMIT")
             except BaseException:
@@ -304,15 +230,30 @@ class DuckDBWarehouse(OutcomeStore):
                 raise
         return int(deleted)
 
-    def ensure_contract(self, target: ScoresSlice, columns: Columns) -> int:
-        """Record `columns` as the table's next output contract version if they changed; returns its version."""
+    @staticmethod
+    def _check_owner(con: Any, target: ScoresSlice) -> None:
+        """A scores table holds one pipeline's scores: another pipeline's publish is refused."""
+        owners = con.execute(
+            "SELECT DISTINCT pipeline FROM published_slices WHERE scores_table = ? AND pipeline <> ?",
+            [target.table, target.pipeline],
+        ).fetchall()
+        if owners:
+            raise SharedScoresTable(
+                f"table {target.table} already holds scores of pipeline {owners[0][0]!r}; "
+                f"give pipeline {target.pipeline!r} its own warehouse.scores_table"
+            )
+
+    def ensure_contract(self, target: ScoresSlice, columns: Columns) -> Columns:
+        """Record `columns` as the table's next output contract version if they changed; returns
+        every context column the table stores."""
         stored = f"{ROWS_SCHEMA}.{quoted(target.table)}"
 
-        def apply() -> int:
+        def apply() -> Columns:
             with self.connect() as con:
-                return apply_duckdb_contract(con, stored, target, columns)[0]
+                return apply_duckdb_contract(con, stored, target, columns)[1]
 
-        return int(self._retrying(apply))
+        applied: Columns = self._retrying(apply)
+        return applied
 
     def record_run(self, run: RunRecord) -> None:
         """Append one attempt to `scoring_runs` (every attempt is kept)."""
@@ -399,20 +340,45 @@ class DuckDBWarehouse(OutcomeStore):
         with self.connect(read_only=True) as con:
             return list(con.execute(sql, params or []).fetchall())
 
+    def query_columns(self, sql: str, params: list[Any] | None = None) -> dict[str, np.ndarray]:
+        """A read-only query's result as one numpy array per column (`?` placeholders)."""
+        self.migrate()
+        with self.connect(read_only=True) as con:
+            cursor = con.execute(sql, params or [])
+            return {name: _unmasked(values) for name, values in cursor.fetchnumpy().items()}
 
-def drift_row(pipeline: str, run_date: date, model_version: int, r: dict[str, Any]) -> list[Any]:
-    return [
-        pipeline,
-        run_date,
-        model_version,
-        r.get("segment", "all"),
-        r["feature"],
-        r["method"],
-        r["statistic"],
-        r["threshold"],
-        r["drifted"],
-    ]
+    def _outcome_write(self, pipeline: str, lock: tuple[object, ...], write: Callable[[Executor], T]) -> T:
+        """One transaction, after making sure the pipeline's views exist; conflicts retry it whole."""
+        self.migrate()
+
+        def attempt() -> T:
+            with self.connect() as con:
+                con.execute("BEGIN")
+                try:
+                    for name, select in outcome_views(pipeline):
+                        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {select}')
+                    result = write(Executor(con.execute, con.executemany))
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+            return result
+
+        done: T = self._retrying(attempt)
+        return done
+
+    def reader(self) -> DuckDBReader:
+        from batchscore.storage.warehouse.duckdb.reader import DuckDBReader
+
+        return DuckDBReader(self.url)
 
 
-def evidence_json(evidence: dict[str, Any]) -> str:
-    return json.dumps(evidence, default=str, sort_keys=True)
+def _unmasked(values: Any) -> np.ndarray:
+    """DuckDB's NULLs (a masked array) as NaN in float columns and None in the others."""
+    if not isinstance(values, np.ma.MaskedArray):
+        return np.asarray(values)
+    if values.dtype.kind == "f":
+        return values.filled(np.nan)
+    filled = values.astype(object)
+    filled[np.ma.getmaskarray(values)] = None
+    return np.asarray(filled)
