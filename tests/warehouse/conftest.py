@@ -42,9 +42,14 @@ def pg_url(pg_database: str) -> str:
     return f"{pg_database}?schema=t_{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture(params=["duckdb", pytest.param("postgresql", marks=pytest.mark.integration)])
+TESTED_BACKENDS = ["duckdb", pytest.param("postgresql", marks=pytest.mark.integration)]
+"""Every registered warehouse backend, by URL scheme: each runs the whole shared suite
+(`tests/warehouse/test_interface.py` fails when a registered backend is missing here)."""
+
+
+@pytest.fixture(params=TESTED_BACKENDS)
 def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each warehouse test runs against DuckDB and against the real PostgreSQL."""
+    """Each warehouse test runs against every backend: a DuckDB file, the real PostgreSQL."""
     if request.param == "duckdb":
         return f"duckdb://{tmp_path / 'w.duckdb'}"
     return str(request.getfixturevalue("pg_url"))
