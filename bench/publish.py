@@ -56,7 +56,7 @@ def write_scores(folder: Path, rows: int, files: int = 4) -> Path:
 def time_publishes(url: str, scores: Path, rows: int, repeat: int) -> dict[str, Any]:
     warehouse = open_warehouse(url)
     warehouse.migrate()
-    runs = []
+    runs: list[dict[str, Any]] = []
     for attempt in range(repeat):
         target = ScoresSlice("churn", "scores_churn", "customer_id", DAY, "churn_xgb", 1, f"bench-{attempt}")
         started, cpu_started = time.perf_counter(), time.process_time()
