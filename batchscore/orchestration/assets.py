@@ -9,7 +9,7 @@ announces it, the way a landing job would, through Airflow's REST API:
     POST /api/v2/assets/events  {"asset_id": <id>, "partition_key": "2026-11-21"}
 
 Such runs have no logical date; every task takes the run date from the partition key
-(`task_support.run_date_of`).
+(`run_context.run_date_of`).
 
 With `labels.schedule: partition` the pipeline's label dataset is an asset too
 (`batchscore.raw.<labels dataset>`): announcing a label partition (its arrival date as the key)

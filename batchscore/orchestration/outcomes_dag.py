@@ -12,12 +12,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from batchscore.orchestration.assets import labels_schedule
-from batchscore.orchestration.task_support import (
-    current,
-    no_retry_for_permanent_failures,
-    settings_of,
-    task_defaults,
-)
+from batchscore.orchestration.run_context import RunContext
+from batchscore.orchestration.task_support import stage, task_defaults
 from batchscore.settings import PipelineSettings
 
 if TYPE_CHECKING:
@@ -37,13 +33,12 @@ own day, and keeps the estimates, stability, alerts, gates and retrain trigger.
 """
 
 
-def realize(pipeline: str) -> dict[str, Any]:
+@stage()
+def realize(run: RunContext) -> dict[str, Any]:
     """The realized rows as of the announced label partition's day (`jobs.evaluate.run_landed`)."""
     from jobs import evaluate
 
-    context, arrival = current()
-    with no_retry_for_permanent_failures():
-        return evaluate.run_landed(settings_of(pipeline), arrival, run_id=context["run_id"])
+    return evaluate.run_landed(run.settings, run.run_date, run_id=run.run_id)
 
 
 def dag_arguments(pipeline: PipelineSettings) -> dict[str, Any]:

@@ -1,5 +1,11 @@
-"""What every DAG task shares: the run's logical date, no retries for permanent failures,
-the CPU cost of a stage, and the failure callback that records and alerts.
+"""The stage wrapper every batchscore task runs in, and the defaults every DAG's tasks get.
+
+`stage` turns a stage function `(run: RunContext, *inputs) -> result` into the task body the
+DAG binds (`(pipeline: str, *inputs)`): it builds the run context once, applies the retry
+policy (bad data and broken contracts fail at once; only other errors are retried), measures
+the stage's CPU seconds when asked and pushes its metrics after it succeeds. `task_defaults`
+attaches `record_failure`, which records a failed attempt and alerts, to every task of the
+nightly, retrain and outcomes DAGs.
 
 Importing this module imports no Spark, XGBoost, Great Expectations or Evidently.
 """
@@ -7,56 +13,20 @@ Importing this module imports no Spark, XGBoost, Great Expectations or Evidently
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+from batchscore.orchestration.run_context import RunContext, run_date_of
+from batchscore.orchestration.run_metrics import push_metrics
+
 if TYPE_CHECKING:
-    from batchscore.settings import PipelineSettings, Settings
+    from batchscore.settings import PipelineSettings
 
-
-def run_date_of(context: Any) -> date:
-    """The run's logical date, or for a partition-triggered run its partition key's date; runs
-    with neither are refused rather than guessed."""
-    logical = context.get("logical_date")
-    if logical is None:
-        key = context.get("partition_key")
-        if key:
-            try:
-                return date.fromisoformat(str(key)[:10])
-            except ValueError:
-                raise ValueError(
-                    f"partition key {key!r} is not a date (YYYY-MM-DD): it names no day to score"
-                ) from None
-        raise ValueError(
-            "this run has no logical date; batchscore never guesses the day to score. "
-            "Trigger it with a logical date (the UI's 'Logical date' field or --logical-date)."
-        )
-    return date(logical.year, logical.month, logical.day)
-
-
-def current() -> tuple[Any, date]:
-    """The running task's Airflow context and its run date."""
-    from airflow.sdk import get_current_context
-
-    context = get_current_context()
-    return context, run_date_of(context)
-
-
-def forced(context: Any) -> bool:
-    """Whether the run was triggered with `force` (recompute and republish, reuse nothing)."""
-    return bool((context.get("params") or {}).get("force"))
-
-
-def stage_seconds(stage: dict[str, Any]) -> float:
-    """What a stage took in this run: the reuse check for a reused output, else its compute time."""
-    return float(stage["reuse_seconds"] if stage.get("reused") else stage["seconds"])
-
-
-def settings_of(pipeline: str) -> Settings:
-    from batchscore.settings import load_settings
-
-    return load_settings(pipeline)
+StageFunction = Callable[..., Any]
+"""A stage: `(run: RunContext, *inputs)` returning the task's result (its XCom)."""
 
 
 @contextlib.contextmanager
@@ -72,52 +42,54 @@ def no_retry_for_permanent_failures() -> Iterator[None]:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
 
+def stage(
+    *,
+    cost: bool = False,
+    metrics: Callable[[RunContext, Any], object] | None = None,
+    retry_policy: bool = True,
+) -> Callable[[StageFunction], StageFunction]:
+    """Wrap a stage function into a task body taking the pipeline's name first.
+
+    `cost`: add the CPU seconds the stage's process tree spent (`cpu_seconds`, in
+    `scoring_runs`) to its result. `metrics`: called with the run and the result once the
+    stage succeeded. `retry_policy`: fail permanent failures at once (off for sensors, whose
+    poke is retried by the sensor itself).
+    """
+
+    def wrap(body: StageFunction) -> StageFunction:
+        def task_body(pipeline: str, *inputs: Any) -> Any:
+            if not retry_policy:
+                return body(RunContext.current(pipeline), *inputs)
+            with no_retry_for_permanent_failures():
+                run = RunContext.current(pipeline)
+                result = costed(body, run, *inputs) if cost else body(run, *inputs)
+            if metrics is not None:
+                metrics(run, result)
+            return result
+
+        return _as_task_body(task_body, body)
+
+    return wrap
+
+
+def _as_task_body(task_body: StageFunction, body: StageFunction) -> StageFunction:
+    """Give the task body the stage's name, docs and signature, with `pipeline: str` in place
+    of the run context: Airflow takes the task id, its docs and its inputs from them."""
+    functools.update_wrapper(task_body, body)
+    signature = inspect.signature(body)
+    first, *inputs = signature.parameters.values()
+    pipeline = inspect.Parameter("pipeline", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="str")
+    task_body.__signature__ = signature.replace(parameters=[pipeline, *inputs])  # type: ignore[attr-defined]
+    annotations = {k: v for k, v in body.__annotations__.items() if k != first.name}
+    task_body.__annotations__ = {"pipeline": "str", **annotations}
+    return task_body
+
+
 def costed(run: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """A stage's result plus the CPU seconds its process tree spent (the run's cost, in scoring_runs)."""
     from batchscore.telemetry.costs import costed as measure
 
     return measure(run, *args, **kwargs)
-
-
-STAGE_TASKS = (
-    "validate_raw",
-    "build_features",
-    "validate_features",
-    "score",
-    "validate_scores",
-    "publish",
-    "drift_report",
-)
-
-
-def push_metrics(
-    context: Any, settings: Settings, *, success: bool, gate: dict[str, Any] | None = None
-) -> bool:
-    """Push the run's stage results (from XCom) to the Pushgateway, when one is configured."""
-    from batchscore.telemetry.metrics import push_run_metrics
-
-    if not settings.platform.pushgateway_url:
-        return False
-    ti = context["ti"]
-    stages: list[dict[str, Any]] = []
-    model: dict[str, Any] = {}
-    try:
-        for task_id in STAGE_TASKS:
-            value = ti.xcom_pull(task_ids=task_id)
-            if isinstance(value, dict):
-                stages.append(value)
-        model = ti.xcom_pull(task_ids="resolve_model") or {}
-    except Exception:  # a failure in XCom itself still pushes success=0
-        pass
-    return push_run_metrics(
-        settings.platform.pushgateway_url,
-        settings.pipeline.name,
-        stages,
-        success=success,
-        alert_webhook=settings.platform.alert_webhook,
-        model_version=model.get("model_version"),
-        gate=gate,
-    )
 
 
 DAG_KINDS = ("nightly", "retrain", "outcomes")

@@ -299,7 +299,7 @@ def test_the_spark_engine_gives_the_same_verdicts(settings, lake, spark):
 
 
 def test_a_run_without_a_logical_date_is_refused():
-    from batchscore.orchestration.task_support import run_date_of
+    from batchscore.orchestration.run_context import run_date_of
 
     with pytest.raises(ValueError, match="this run has no logical date; batchscore never guesses the day"):
         run_date_of({"logical_date": None})

@@ -70,8 +70,8 @@ def test_no_url_pushes_nothing() -> None:
     assert push_run_metrics(None, "churn", STAGES, success=True) is False
 
 
-def test_task_support_pushes_stage_xcoms(monkeypatch) -> None:
-    from batchscore.orchestration import task_support
+def test_run_metrics_push_stage_xcoms(monkeypatch) -> None:
+    from batchscore.orchestration import run_metrics
     from batchscore.settings import load_settings
 
     settings = load_settings("churn", {"BATCHSCORE_PUSHGATEWAY_URL": "http://127.0.0.1:1"})
@@ -86,9 +86,9 @@ def test_task_support_pushes_stage_xcoms(monkeypatch) -> None:
         return True
 
     monkeypatch.setattr("batchscore.telemetry.metrics.push_run_metrics", fake)
-    assert task_support.push_metrics({"ti": TI()}, settings, success=False)
+    assert run_metrics.push_metrics({"ti": TI()}, settings, success=False)
     assert pushed["success"] is False and pushed["model_version"] == 7 and pushed["pipeline"] == "churn"
-    assert [s["stage"] for s in pushed["stages"]] == list(task_support.STAGE_TASKS)
+    assert [s["stage"] for s in pushed["stages"]] == list(run_metrics.STAGE_TASKS)
 
 
 def test_performance_gauges_carry_the_estimate_and_the_newest_realized_day() -> None:

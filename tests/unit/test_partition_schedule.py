@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from batchscore.orchestration.assets import dataset_uri
-from batchscore.orchestration.task_support import run_date_of
+from batchscore.orchestration.run_context import run_date_of
 from batchscore.settings import load_platform, load_settings
 
 
