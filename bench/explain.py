@@ -6,7 +6,8 @@
 Generates a features partition shaped like the churn pipeline's (24 float32 features, an
 int64 key, several Parquet files) and an XGBoost model like churn's training defaults (200
 trees, depth 6), then, interleaved and repeated in the same Spark session:
-- without: `jobs.score.score_partition` (plan, Spark tasks, commit the scores partition);
+- without: `batchscore.models.scoring_driver.score_partition` (plan, Spark tasks, commit the
+  scores partition);
 - with: the same call with reason codes (contributions in the same tasks, top 3 per row,
   the reasons partition committed beside the scores);
 - limits (one process, rows already in memory, all cores): `inplace_predict`, the
@@ -90,8 +91,8 @@ def write_features(folder: Path, rows: int, files: int, row_group_rows: int) -> 
 def score_stage(spark: Any, lake: Any, files: list[Path], rows: int, model: Path, explain: Any) -> int:
     """The score stage's code path on the same files, with or without reason codes."""
     from batchscore.models.inference import ModelRef
+    from batchscore.models.scoring_driver import score_partition
     from batchscore.storage.lake import file_sha256
-    from jobs.score import score_partition
 
     ref = ModelRef("bench", 1, "xgboost", str(model), file_sha256(model), tuple(names()), device="cpu")
     final = lake.scores_partition("bench", 1, RUN_DATE)

@@ -7,8 +7,8 @@ CPU: generates a features partition (30 float32 features + an int64 key, several
 files) and an XGBoost model (300 trees, depth 6), then, interleaved and repeated:
 - limit: one Python process reads the Parquet with pyarrow, scores with `inplace_predict`
   on all cores, writes Parquet;
-- batchscore: `jobs.score.score_partition` (the score stage's code path: plan, Spark
-  tasks, commit the scores partition) in Spark local mode on the same files;
+- batchscore: `batchscore.models.scoring_driver.score_partition` (the score stage's code path:
+  plan, Spark tasks, commit the scores partition) in Spark local mode on the same files;
 - baseline: Spark `predict_batch_udf` over the same files, written with Spark.
 - predict-only: `inplace_predict` on the same rows already in memory as one float32 array,
   all cores, same model: the rate no CPU engine can pass (no I/O, no decode, no copy).
@@ -143,8 +143,8 @@ def run_predict_only(matrix: np.ndarray, model: Path) -> Callable[[], int]:
 def run_batchscore(spark: Any, lake: Any, files: list[Path], rows: int, model: Path) -> int:
     """The score stage's code path (plan, Spark tasks, commit) on the same files."""
     from batchscore.models.inference import ModelRef
+    from batchscore.models.scoring_driver import score_partition
     from batchscore.storage.lake import file_sha256
-    from jobs.score import score_partition
 
     ref = ModelRef(
         model="bench",

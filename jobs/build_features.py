@@ -5,23 +5,23 @@ spark-submit --py-files var/dist/batchscore.zip jobs/build_features.py --pipelin
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from datetime import date
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow.parquet as pq
-
+from batchscore.quality.quarantine_gate import features_source
 from batchscore.settings import Settings, load_settings
-from batchscore.storage.lake import Lake, data_files, partition_checksum
+from batchscore.storage.lake import Lake, partition_checksum
+from batchscore.storage.parquet import partition_rows
+from batchscore.storage.reuse import digest, reusable, source_hashes, write_manifest
 from features import FeatureSet, compute_features, load_feature_set
-from jobs.quarantine import features_source
-from jobs.reuse import MANIFEST, features_fingerprint, reusable, write_manifest
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+FEATURE_CODE = ("features",)
+"""Modules whose source computes every feature set (besides the pipeline's own feature module)."""
 
 
 def transform(raw: DataFrame, feature_set: FeatureSet) -> DataFrame:
@@ -29,16 +29,18 @@ def transform(raw: DataFrame, feature_set: FeatureSet) -> DataFrame:
     return compute_features(raw, feature_set)
 
 
-def partition_rows(partition: Path) -> int:
-    """Row count from the Parquet footers, without reading the data."""
-    return sum(pq.read_metadata(path).num_rows for path in data_files(partition))
-
-
-def read_manifest(partition: Path) -> dict[str, Any]:
-    path = partition / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"features partition {partition} has no {MANIFEST}; rebuild it")
-    return dict(json.loads(path.read_text()))
+def features_fingerprint(settings: Settings, feature_set: FeatureSet, input_checksum: str) -> str:
+    """build_features: the raw partition's checksum, the feature set's definitions and source."""
+    pipeline = settings.pipeline
+    return digest(
+        {
+            "stage": "build_features",
+            "input_checksum": input_checksum,
+            "feature_set": feature_set.content_hash,
+            "code": source_hashes([pipeline.features, *FEATURE_CODE]),
+            "dataset": pipeline.dataset.model_dump(),
+        }
+    )
 
 
 def run(

@@ -25,10 +25,10 @@ import pyarrow.parquet as pq
 
 from batchscore.errors import BadInput
 from batchscore.models.registry import ModelRegistry, ModelVersion, RegistryError
+from batchscore.models.training import classification_metrics
 from batchscore.settings import PromotionSettings, Settings
 from batchscore.storage.lake import Lake, data_files
 from batchscore.storage.warehouse import open_warehouse
-from jobs.training import classification_metrics
 
 PROMOTE, REJECT = "promote", "reject"
 DEFAULT_DAYS = 7
@@ -173,7 +173,7 @@ def version_metrics(
 ) -> dict[str, Any]:
     """Score the rows with the version (its backend, its feature order) and measure it."""
     from batchscore.models.scoring import load_scorer
-    from jobs.score import model_ref
+    from batchscore.models.scoring_pass import model_ref
 
     model = settings.pipeline.model
     if version.task != model.task:

@@ -24,8 +24,8 @@ from batchscore.models.scoring import SCORE_COLUMN
 from batchscore.quality.drift import DriftResult
 from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import Lake
+from batchscore.storage.parquet import read_partition
 from batchscore.storage.warehouse import open_warehouse
-from jobs.validate import read_partition
 
 
 def current_frame(lake: Lake, settings: Settings, run_date: date, model_version: int) -> pd.DataFrame:
@@ -33,10 +33,12 @@ def current_frame(lake: Lake, settings: Settings, run_date: date, model_version:
     pipeline = settings.pipeline
     key = pipeline.dataset.entity_key
     # One block per column and Arrow's buffers freed as they convert: no second copy of the day.
-    table = read_partition(lake, lake.features_partition(pipeline.name, run_date))
+    features_path = lake.features_partition(pipeline.name, run_date)
+    table = read_partition(features_path, lake.require_complete(features_path))
     features = table.to_pandas(split_blocks=True, self_destruct=True)
     del table
-    scores = read_partition(lake, lake.scores_partition(pipeline.name, model_version, run_date))
+    scores_path = lake.scores_partition(pipeline.name, model_version, run_date)
+    scores = read_partition(scores_path, lake.require_complete(scores_path))
     return with_scores(features, scores.column(key).to_numpy(), scores.column(SCORE_COLUMN).to_numpy(), key)
 
 

@@ -30,13 +30,13 @@ import numpy as np
 import pandas as pd
 
 from batchscore.quality import evaluation
+from batchscore.quality import outcome_data as data
 from batchscore.quality.evaluation import Scored
 from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import SUCCESS_MARKER, Lake, PartitionError
 from batchscore.storage.warehouse import open_warehouse
 from batchscore.storage.warehouse.multiclass import PREDICTED, probability_columns
 from batchscore.telemetry.alerts import send_alert
-from jobs import outcome_data as data
 
 if TYPE_CHECKING:
     from batchscore.storage.warehouse import Warehouse

@@ -29,8 +29,8 @@ from batchscore.models import formats
 from batchscore.models.registry import ModelRegistry
 from batchscore.settings import Settings
 from batchscore.storage.lake import Lake, file_sha256
+from batchscore.storage.reuse import read_manifest
 from features import FeatureSet, load_feature_set
-from jobs.build_features import read_manifest
 
 SAMPLE_ROWS = 2_000
 

@@ -12,8 +12,10 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from batchscore.errors import PermanentFailure
+from batchscore.quality.quarantine_gate import features_source, held_rows
 from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import Lake, partition_checksum
+from batchscore.storage.reuse import MANIFEST, read_manifest
 from batchscore.storage.warehouse import (
     QuarantineSlice,
     ReasonsSlice,
@@ -22,9 +24,6 @@ from batchscore.storage.warehouse import (
     open_warehouse,
 )
 from batchscore.storage.warehouse.lineage import PUBLISHED_LINEAGE_SQL
-from jobs.build_features import read_manifest
-from jobs.quarantine import features_source, held_rows
-from jobs.reuse import MANIFEST
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -157,7 +156,7 @@ def publish_slice(
     context = read_context(settings, lake, run_date, manifest)
     published = warehouse.publish_scores(
         target, scores_path, expected_rows=rows, context=context, reasons=reasons, quarantine=held
-    )
+    ).as_dict()
     if reasons is not None and reasons.path is not None:
         published["reasons_table"] = reasons.table
     if held is not None and held.rows is not None:

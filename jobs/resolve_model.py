@@ -24,11 +24,11 @@ from batchscore.models.registry import (
     Resolution,
     end_of_day,
 )
+from batchscore.models.scoring_pass import challenger_of_day
 from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import Lake
 from batchscore.storage.warehouse import open_warehouse
 from batchscore.telemetry.alerts import send_alert
-from jobs.score import challenger_of_day
 
 
 def verify_for_scoring(version: ModelVersion, backend: str) -> None:

@@ -33,18 +33,18 @@ import numpy as np
 import pandas as pd
 
 from batchscore.models.registry import AliasConflict, ModelRegistry, ModelVersion
-from batchscore.settings import PromotionSettings, Settings, load_settings
-from batchscore.storage.lake import Lake, write_bytes_atomic
-from batchscore.storage.warehouse import open_warehouse
-from batchscore.telemetry.alerts import send_alert
-from features import load_feature_set
-from jobs.training import (
+from batchscore.models.training import (
     TrainingError,
     build_training_set,
     classification_metrics,
     segment_metrics,
     train_and_register,
 )
+from batchscore.settings import PromotionSettings, Settings, load_settings
+from batchscore.storage.lake import Lake, write_bytes_atomic
+from batchscore.storage.warehouse import open_warehouse
+from batchscore.telemetry.alerts import send_alert
+from features import load_feature_set
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -1,6 +1,6 @@
 """Train an XGBoost model on labelled feature history and register it (UBJ, JSON, ONNX).
 
-The pipeline's first (or next) model: the core lives in `jobs.training`; this job promotes
+The pipeline's first (or next) model: the core lives in `batchscore.models.training`; this job promotes
 the new version when there is no champion yet, or when asked.
 
     python -m jobs.train --pipeline churn --date 2026-11-21 [--promote]
@@ -14,9 +14,9 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from batchscore.models.registry import ModelRegistry, ModelVersion
+from batchscore.models.training import build_training_set, train_and_register
 from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import Lake
-from jobs.training import build_training_set, train_and_register
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from batchscore.settings import Settings, ValidationSettings, load_settings
 from batchscore.storage.lake import Lake, PartitionError
+from batchscore.storage.parquet import read_partition
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -79,15 +80,6 @@ def read_footprint(lake: Lake, partition: Path) -> Footprint:
         if not schema.equals(first)
     ]
     return Footprint(files=files, schema=first, rows=rows, bytes=size, mixed_schemas=mixed)
-
-
-def read_partition(lake: Lake, partition: Path, files: list[Path] | None = None) -> pa.Table:
-    """The whole partition as one Arrow table; a corrupt or truncated file fails clearly."""
-    files = lake.require_complete(partition) if files is None else files
-    try:
-        return pa.concat_tables([pq.read_table(path) for path in files], promote_options="none")
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise PartitionError(f"partition {partition} is unreadable: {exc}") from exc
 
 
 def choose_engine(footprint: Footprint, limits: ValidationSettings) -> str:
@@ -170,17 +162,17 @@ def _gate(
     run_date, engine, footprint = day
     partition = Path(where["partition"])
     if quarantines(settings, where["stage"], suite, footprint):
-        from jobs.quarantine import gate_raw, gate_raw_in_parts
+        from batchscore.quality.quarantine_gate import gate_raw, gate_raw_in_parts
 
         if engine == "spark":
             from batchscore.compute.spark import get_spark
 
             spark = spark or get_spark(settings.platform)
             return gate_raw_in_parts(settings, lake, suite, (run_date, footprint), where, spark)
-        table = read_partition(lake, partition, footprint.files)
+        table = read_partition(partition, footprint.files)
         return gate_raw(settings, lake, suite, run_date, table, where)
     if engine == "pandas":
-        table = read_partition(lake, partition, footprint.files)
+        table = read_partition(partition, footprint.files)
         workers = settings.pipeline.validation.pandas_workers
         return validate_table(table, suite, workers=workers, **where), None
     from batchscore.compute.spark import get_spark

@@ -108,16 +108,16 @@ def choose_partition(lake: Lake, dataset: str, dt: date | None) -> tuple[date, P
 
 def read_partition(partition: Path) -> pa.Table:
     """Every Parquet file of the partition as one table; refuses an empty or unreadable one."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    from batchscore.storage.parquet import read_partition as read_files
 
     files = data_files(partition)
     if not files:
         raise BadInput(f"partition {partition} holds no Parquet files")
     try:
-        return pa.concat_tables([pq.read_table(path) for path in files], promote_options="none")
-    except (pa.ArrowInvalid, OSError, PartitionError) as exc:
-        raise BadInput(f"partition {partition} is unreadable: {' '.join(str(exc).split())}") from None
+        return read_files(partition, files)
+    except PartitionError as exc:
+        cause = exc.__cause__ or exc
+        raise BadInput(f"partition {partition} is unreadable: {' '.join(str(cause).split())}") from None
 
 
 def profile_table(

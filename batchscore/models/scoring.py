@@ -6,7 +6,7 @@ task per item, and each task reads its row groups with pyarrow, fills one float3
 per batch straight from the column buffers, scores it with every model of the pass
 (champion, and the challenger when shadow scoring), and writes one Parquet file per model
 under a task-attempt-unique name. Tasks return only the names of the files they wrote;
-the driver commits those and nothing else (`jobs.score`).
+the driver commits those and nothing else (`scoring_driver`).
 
 Models are loaded once per Python worker process (cached by path, SHA-256 and device),
 and the artifact's SHA-256 is verified before first use. `inference.device: auto` is

@@ -189,7 +189,7 @@ def test_a_stage_manifest_travels_with_its_partition_and_is_reused_from_the_buck
     import shutil
     import time
 
-    from jobs.reuse import MANIFEST, reusable, write_manifest
+    from batchscore.storage.reuse import MANIFEST, reusable, write_manifest
 
     final = lake.features_partition("churn", DAY)
     with lake.staged_partition(final) as staging:

@@ -19,10 +19,11 @@ LAYERS: dict[str, int] = {
     "batchscore.telemetry": 2,
     "batchscore.storage": 3,
     "batchscore.compute": 3,
+    # feature definitions import nothing of batchscore; training (models) and scoring call them
+    "features": 3,
     "batchscore.models": 4,
     "batchscore.quality": 4,
     "batchscore.examples": 5,
-    "features": 5,
     "jobs": 6,
     "batchscore.authoring": 6,
     "batchscore.orchestration": 7,
@@ -91,6 +92,24 @@ def test_imports_flow_down_the_layers():
             if theirs == "batchscore" or LAYERS[theirs] >= LAYERS[own]:
                 wrong.append(f"{path.relative_to(REPO_ROOT)}:{line} ({own}) imports {target} ({theirs})")
     assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
+
+
+def test_no_job_imports_another_job():
+    """A job is one stage: it may use the `jobs` package (its argument parser) and the library,
+    never another job; code two jobs share belongs in `batchscore/`."""
+    jobs = {m for m, _ in modules() if component(m) == "jobs" and m != "jobs"}
+    wrong = set()
+    for module, path in modules():
+        if module not in jobs:
+            continue
+        for line, target in imports_of(module, path):
+            # `from jobs import print_result` names a function of the package, not a job
+            job = ".".join(target.split(".")[:2])
+            if job in jobs and job != module:
+                wrong.add(f"{path.relative_to(REPO_ROOT)}:{line} imports {job}")
+    assert not wrong, "jobs import other jobs; move what they share into batchscore/:\n" + "\n".join(
+        sorted(wrong)
+    )
 
 
 def test_no_import_cycles_between_modules():

@@ -115,7 +115,7 @@ def test_a_permutation_of_the_features_is_recorded_and_scored_in_the_models_orde
     import xgboost as xgb
 
     from batchscore.models.scoring import score_batches
-    from jobs.score import model_ref
+    from batchscore.models.scoring_pass import model_ref
 
     permuted = list(reversed(NAMES))
     model = xgb_model(tmp_path, permuted, suffix=".ubj")

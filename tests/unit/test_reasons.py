@@ -115,9 +115,10 @@ def test_explain_settings_are_checked():
 
 @pytest.mark.integration
 def test_score_stage_writes_top_k_reasons_beside_the_scores(spark, churn_settings, lake, monkeypatch):  # noqa: F811
+    from batchscore.models import scoring_driver
     from jobs import score as job
 
-    monkeypatch.setattr(job, "MAX_TASK_ROWS", 500)
+    monkeypatch.setattr(scoring_driver, "MAX_TASK_ROWS", 500)
     table = features_table(2_000, seed=5)
     write_features_partition(lake, table)
     assert churn_settings.pipeline.explain is not None  # churn.yaml enables reason codes

@@ -12,10 +12,10 @@ from batchscore.models.devices import choose_device
 from batchscore.models.inference import ModelRef, ScoringError
 from batchscore.models.registry import ModelRegistry, RegistryError
 from batchscore.models.scoring import score_batches
+from batchscore.models.scoring_pass import check_feature_set
+from batchscore.models.training import export
 from batchscore.storage.lake import Lake
 from features.churn import FEATURE_SET
-from jobs.score import check_feature_set
-from jobs.training import export
 
 NAMES = FEATURE_SET.names
 DAY = date(2026, 11, 21)

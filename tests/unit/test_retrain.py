@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from batchscore.examples.seed import SeedSpec, seed_lake
+from batchscore.models.training import build_training_set, calibration_error
 from batchscore.settings import PromotionSettings
 from batchscore.storage.lake import Lake
 from batchscore.storage.warehouse import open_warehouse
 from jobs import retrain
-from jobs.training import build_training_set, calibration_error
 
 END = date(2026, 11, 10)
 

@@ -14,11 +14,13 @@ import pytest
 
 from batchscore.examples.seed import SeedSpec, customers_snapshot, write_partition
 from batchscore.models.inference import ModelRef
+from batchscore.models.scoring_pass import scores_fingerprint
 from batchscore.settings import Settings
 from batchscore.storage.lake import Lake, PartitionError
+from batchscore.storage.reuse import MANIFEST, source_hashes
 from features import Feature, load_feature_set
 from jobs import build_features, validate
-from jobs.reuse import MANIFEST, features_fingerprint, scores_fingerprint, source_hashes
+from jobs.build_features import features_fingerprint
 
 DAY = date(2026, 11, 21)
 
@@ -57,7 +59,10 @@ def test_features_fingerprint_follows_inputs_definitions_and_source(churn_settin
 
 
 def test_source_hashes_name_missing_modules():
-    assert set(source_hashes(["features", "jobs.reuse"])) == {"features", "jobs.reuse"}
+    assert set(source_hashes(["features", "batchscore.storage.reuse"])) == {
+        "features",
+        "batchscore.storage.reuse",
+    }
     with pytest.raises(ModuleNotFoundError, match="cannot fingerprint no_such_module_here"):
         source_hashes(["no_such_module_here"])
 

@@ -110,7 +110,7 @@ def read_partition(partition: Path) -> pa.Table:
 def register_model(lake: Lake, features: dict[str, np.ndarray], labels: np.ndarray) -> int:
     import xgboost as xgb
 
-    from jobs.training import export
+    from batchscore.models.training import export
 
     x = np.column_stack([features[n] for n in NAMES])
     booster = xgb.train(

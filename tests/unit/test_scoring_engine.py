@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchscore.models import devices
+from batchscore.models import devices, scoring_driver
 from batchscore.models.inference import ModelRef, ScoringError
 from batchscore.models.registry import BACKEND_ARTIFACTS, ModelRegistry, RegistryError
 from batchscore.models.scoring import (
@@ -24,12 +24,13 @@ from batchscore.models.scoring import (
     score_batches,
     threads_per_task,
 )
+from batchscore.models.scoring_pass import model_ref
 from batchscore.settings import Settings
 from batchscore.storage.lake import Lake, partition_checksum
+from batchscore.storage.reuse import MANIFEST
 from features.churn import FEATURE_SET
 from jobs import publish
 from jobs import score as job
-from jobs.build_features import MANIFEST
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("spark")]
 
@@ -72,7 +73,7 @@ def write_features_partition(
 def register_model(registry: ModelRegistry, seed: int, rounds: int) -> int:
     import xgboost as xgb
 
-    from jobs.training import export
+    from batchscore.models.training import export
 
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(3000, len(NAMES))).astype(np.float32)
@@ -148,7 +149,7 @@ def staging_leftovers(lake: Lake) -> list[Path]:
 
 
 def test_score_stage_writes_exactly_the_in_process_scores(spark, churn_settings, lake, monkeypatch):
-    monkeypatch.setattr(job, "MAX_TASK_ROWS", 500)  # 4,000 rows on 2 slots -> 8 tasks
+    monkeypatch.setattr(scoring_driver, "MAX_TASK_ROWS", 500)  # 4,000 rows on 2 slots -> 8 tasks
     table = features_table(ROWS)
     write_features_partition(lake, table)
     result = job.run(churn_settings, DAY, 1, spark)
@@ -313,29 +314,29 @@ def test_commit_keeps_only_files_the_successful_attempts_reported(tmp_path):
         {"item": 1, "model_version": 1, "file": str(attempts / "item-00001.attempt-9.parquet"), "rows": 5},
     ]
     staging = tmp_path / "staging"
-    assert job.commit_task_outputs(reports, items, {1: staging}) == {1: 15}
+    assert scoring_driver.commit_task_outputs(reports, items, {1: staging}) == {1: 15}
     assert {p.name: p.read_text() for p in staging.iterdir()} == {
         "part-00000.parquet": "item-00000.attempt-7",
         "part-00001.parquet": "item-00001.attempt-9",
     }
     assert [p.name for p in attempts.iterdir()] == ["item-00001.attempt-8.parquet"]  # the failed attempt's
     with pytest.raises(ScoringError, match=r"work items \[1\] reported no output"):
-        job.commit_task_outputs(reports[:1], items, {1: tmp_path / "s2"})
+        scoring_driver.commit_task_outputs(reports[:1], items, {1: tmp_path / "s2"})
     with pytest.raises(ScoringError, match="unexpected task report"):
-        job.commit_task_outputs([reports[0], reports[0]], items, {1: tmp_path / "s3"})
+        scoring_driver.commit_task_outputs([reports[0], reports[0]], items, {1: tmp_path / "s3"})
 
 
 def test_tampered_artifact_is_refused_by_the_workers(spark, churn_settings, lake):
     write_features_partition(lake, features_table(500))
     version = ModelRegistry(lake, "churn_xgb").get(1)
-    ref = job.model_ref(churn_settings, version)
+    ref = model_ref(churn_settings, version)
     tampered = lake.root / "tampered.ubj"
     tampered.write_bytes(Path(ref.artifact_path).read_bytes() + b"\0")
     bad = ModelRef(**{**ref.__dict__, "artifact_path": str(tampered)})
     final = lake.scores_partition("churn", 1, DAY)
     files = lake.require_complete(lake.features_partition("churn", DAY))
     with pytest.raises(ScoringError, match="fails its checksum"):
-        job.score_partition(spark, lake, files, 500, [bad], {1: final}, KEY, DAY, 1024)
+        scoring_driver.score_partition(spark, lake, files, 500, [bad], {1: final}, KEY, DAY, 1024)
     assert not final.exists() and staging_leftovers(lake) == []
     # The driver refuses a modified registry artifact before any task starts.
     (version.path / "model.ubj").write_bytes(Path(ref.artifact_path).read_bytes() + b"\0")

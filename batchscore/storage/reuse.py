@@ -18,30 +18,11 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from batchscore.storage.lake import ChecksumMismatch, Lake, PartitionError, data_files
 
-if TYPE_CHECKING:
-    from batchscore.models.inference import ModelRef
-    from batchscore.settings import Settings
-    from features import FeatureSet
-
 MANIFEST = "_batchscore.json"
-
-FEATURE_CODE = ("features",)
-"""Modules whose source computes every feature set (besides the pipeline's own feature module)."""
-
-SCORING_CODE = (
-    "batchscore.models.inference",
-    "batchscore.models.scoring",
-    "batchscore.models.reasons",
-    "batchscore.models.saabas",
-)
-"""Modules whose source turns features into scores."""
-
-OUTPUT_NEUTRAL_INFERENCE = frozenset({"batch_rows"})
-"""Inference settings that change how fast scores come, never their values."""
 
 
 def digest(parts: Mapping[str, Any]) -> str:
@@ -61,55 +42,6 @@ def source_hashes(modules: Sequence[str]) -> dict[str, str]:
         body = source.encode() if source is not None else bytes(loader.get_code(name).co_code)
         hashes[name] = hashlib.sha256(body).hexdigest()
     return hashes
-
-
-def features_fingerprint(settings: Settings, feature_set: FeatureSet, input_checksum: str) -> str:
-    """build_features: the raw partition's checksum, the feature set's definitions and source."""
-    pipeline = settings.pipeline
-    return digest(
-        {
-            "stage": "build_features",
-            "input_checksum": input_checksum,
-            "feature_set": feature_set.content_hash,
-            "code": source_hashes([pipeline.features, *FEATURE_CODE]),
-            "dataset": pipeline.dataset.model_dump(),
-        }
-    )
-
-
-def scores_fingerprint(
-    settings: Settings, features: Mapping[str, Any], features_checksum: str, refs: Sequence[ModelRef]
-) -> str:
-    """score: the features partition (its bytes and its manifest's fingerprint), every model scored
-    (name, version, artifact checksum, backend, device asked for), the inference settings that
-    change values, and the scoring code."""
-    pipeline = settings.pipeline
-    inference = pipeline.inference.model_dump(exclude=set(OUTPUT_NEUTRAL_INFERENCE))
-    return digest(
-        {
-            "stage": "score",
-            "features_checksum": features_checksum,
-            "features_fingerprint": features.get("fingerprint"),
-            "rows_in": features.get("rows"),
-            "models": [
-                {
-                    "model": r.model,
-                    "version": r.version,
-                    "backend": r.backend,
-                    "sha256": r.sha256,
-                    "features": list(r.feature_names),
-                    "device": r.device,
-                    "task": r.task,
-                    "classes": list(r.classes),
-                }
-                for r in refs
-            ],
-            "inference": inference,
-            "explain": pipeline.explain.model_dump() if pipeline.explain else None,
-            "entity_key": pipeline.dataset.entity_key,
-            "code": source_hashes(SCORING_CODE),
-        }
-    )
 
 
 def file_sizes(partition: Path) -> dict[str, int]:
@@ -168,3 +100,11 @@ def reusable(
         "computed_at": first.get("computed_at"),
         "reuse_seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def read_manifest(partition: Path) -> dict[str, Any]:
+    """A features partition's manifest (its rows, feature set and fingerprint); fails when missing."""
+    path = partition / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"features partition {partition} has no {MANIFEST}; rebuild it")
+    return dict(json.loads(path.read_text()))
