@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.deadline import DeadlineAlert
@@ -28,12 +27,8 @@ log = logging.getLogger("batchscore.orchestration.deadlines")
 
 def due_at(schedule: ScheduleSettings, run_date: date) -> datetime | None:
     """When `run_date`'s scores are due (UTC): `publish_by` local time on that day."""
-    minutes = schedule.publish_by_minutes
-    if minutes is None:
-        return None
-    local = datetime.combine(run_date, time(), tzinfo=ZoneInfo(schedule.timezone))
-    local = local.replace(hour=minutes // 60, minute=minutes % 60)
-    return local.astimezone(UTC)
+    due = schedule.due_at(run_date)
+    return None if due is None else due.astimezone(UTC)
 
 
 def publish_interval(schedule: ScheduleSettings, run_date: date) -> timedelta | None:

@@ -10,11 +10,10 @@ for the window is an empty list: the page says why, the loader never fails on it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
-from batchscore.settings import PipelineSettings
+from batchscore.settings import PipelineSettings, due_at
 from batchscore.storage.warehouse import quoted, validate_identifier
 
 ALL_ROWS = "all"
@@ -124,15 +123,6 @@ class HealthData:
 def reasons_view(pipeline: str) -> str:
     """The view a pipeline's reason codes are read through."""
     return validate_identifier(f"score_reasons_{pipeline}", "reason codes view")
-
-
-def due_at(day: date, publish_by_minutes: int | None, timezone: str) -> datetime | None:
-    """When the day's scores were due (`schedule.publish_by` local time on the day), as in
-    `pipeline_freshness`; None for a pipeline without a deadline."""
-    if publish_by_minutes is None:
-        return None
-    midnight = datetime.combine(day, time(), ZoneInfo(timezone))
-    return midnight + timedelta(minutes=publish_by_minutes)
 
 
 def load_health(

@@ -59,6 +59,7 @@ from batchscore.settings.pipeline import (
     TrainingSettings,
     ValidationSettings,
     WarehouseSettings,
+    due_at,
     load_pipeline,
     pipeline_files,
 )
@@ -119,6 +120,7 @@ __all__ = [
     "ValidationSettings",
     "WarehouseSettings",
     "discover_pipelines",
+    "due_at",
     "load_airflow_server",
     "load_pipeline",
     "load_platform",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -217,6 +217,20 @@ class StabilitySettings(_Strict):
     max_decision_flip_share: float | None = Field(default=None, ge=0, le=1)
 
 
+def due_at(day: date, publish_by_minutes: int | None, timezone: str) -> datetime | None:
+    """When `day`'s scores are due: `publish_by_minutes` after local midnight of that day in
+    `timezone`, as a time in that zone; None for a pipeline without a deadline.
+
+    The one deadline rule: Airflow's deadline alert, the health page and the alert on a
+    missed deadline all call it; `pipeline_freshness` (warehouse/freshness.py) states the same
+    rule in SQL for the day after the last published one.
+    """
+    if publish_by_minutes is None:
+        return None
+    midnight = datetime.combine(day, time(), ZoneInfo(timezone))
+    return midnight + timedelta(minutes=publish_by_minutes)
+
+
 class ScheduleSettings(_Strict):
     """Airflow scheduling of the nightly DAG."""
 
@@ -253,6 +267,10 @@ class ScheduleSettings(_Strict):
             return None
         hours, minutes = self.publish_by.split(":")
         return int(hours) * 60 + int(minutes)
+
+    def due_at(self, day: date) -> datetime | None:
+        """When `day`'s scores are due (in `timezone`); None without `publish_by`."""
+        return due_at(day, self.publish_by_minutes, self.timezone)
 
 
 class HealthSettings(_Strict):

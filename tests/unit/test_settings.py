@@ -154,3 +154,20 @@ def test_context_columns_are_listed_in_order_and_never_personal_data(tmp_path):
             load_pipeline(path)
         assert str(path) in str(err.value) and expected in str(err.value), str(err.value)
     assert load_pipeline(write_variant(tmp_path, output=None)).output.context_columns == []
+
+
+def test_the_deadline_rule_is_publish_by_local_time_on_the_day():
+    from datetime import UTC, date, datetime
+
+    from batchscore.settings import ScheduleSettings, due_at
+
+    day = date(2026, 11, 21)
+    assert due_at(day, 6 * 60, "Europe/Berlin").astimezone(UTC) == datetime(2026, 11, 21, 5, 0, tzinfo=UTC)
+    # the day clocks move forward (2026-03-29 in Berlin): 06:00 local is 04:00 UTC, not 05:00
+    spring = due_at(date(2026, 3, 29), 6 * 60, "Europe/Berlin")
+    assert spring.astimezone(UTC) == datetime(2026, 3, 29, 4, 0, tzinfo=UTC)
+    assert due_at(day, 23 * 60 + 59, "UTC") == datetime(2026, 11, 21, 23, 59, tzinfo=UTC)
+    assert due_at(day, None, "Europe/Berlin") is None
+    schedule = ScheduleSettings(start_date=day, publish_by="06:00", timezone="Europe/Berlin")
+    assert schedule.due_at(day) == due_at(day, 360, "Europe/Berlin")
+    assert ScheduleSettings(start_date=day).due_at(day) is None
