@@ -14,14 +14,15 @@ from batchscore.quality.quarantine_gate import features_source
 from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import Lake, partition_checksum
 from batchscore.storage.parquet import partition_rows
-from batchscore.storage.reuse import digest, reusable, source_hashes, write_manifest
+from batchscore.storage.reuse import code_hashes, digest, reusable, write_manifest
 from features import FeatureSet, compute_features, load_feature_set
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-FEATURE_CODE = ("features",)
-"""Modules whose source computes every feature set (besides the pipeline's own feature module)."""
+STAGE_MODULE = "jobs.build_features"
+"""This stage's module (`__name__` is `__main__` when run as a script): the code its output
+depends on is everything it imports, with the pipeline's feature module and what that imports."""
 
 
 def transform(raw: DataFrame, feature_set: FeatureSet) -> DataFrame:
@@ -30,14 +31,15 @@ def transform(raw: DataFrame, feature_set: FeatureSet) -> DataFrame:
 
 
 def features_fingerprint(settings: Settings, feature_set: FeatureSet, input_checksum: str) -> str:
-    """build_features: the raw partition's checksum, the feature set's definitions and source."""
+    """build_features: the raw partition's checksum, the feature set's definitions, and the code
+    of this stage and of the feature module, with every first-party module they import."""
     pipeline = settings.pipeline
     return digest(
         {
             "stage": "build_features",
             "input_checksum": input_checksum,
             "feature_set": feature_set.content_hash,
-            "code": source_hashes([pipeline.features, *FEATURE_CODE]),
+            "code": code_hashes([STAGE_MODULE, pipeline.features]),
             "dataset": pipeline.dataset.model_dump(),
         }
     )

@@ -17,17 +17,13 @@ from batchscore.models.reasons import ExplainSpec, check_explainable
 from batchscore.models.registry import BACKEND_ARTIFACTS, ModelRegistry, ModelVersion, RegistryError
 from batchscore.settings import Settings
 from batchscore.storage.lake import Lake
-from batchscore.storage.reuse import digest, source_hashes, write_manifest
+from batchscore.storage.reuse import code_hashes, digest, write_manifest
 
 log = logging.getLogger(__name__)
 
-SCORING_CODE = (
-    "batchscore.models.inference",
-    "batchscore.models.scoring",
-    "batchscore.models.reasons",
-    "batchscore.models.saabas",
-)
-"""Modules whose source turns features into scores."""
+SCORING_STAGE = "jobs.score"
+"""The score stage's module: the code that turns features into scores is everything it imports
+(this module, the Spark driver and the workers included), found by `code_hashes`."""
 
 OUTPUT_NEUTRAL_INFERENCE = frozenset({"batch_rows"})
 """Inference settings that change how fast scores come, never their values."""
@@ -42,7 +38,7 @@ def model_ref(settings: Settings, version: ModelVersion) -> ModelRef:
         version=version.version,
         backend=backend,
         artifact_path=str(artifact),
-        sha256=version.metadata["artifacts"][artifact.name]["sha256"],
+        sha256=version.meta.artifacts[artifact.name].sha256,
         feature_names=version.feature_order,
         device=settings.pipeline.inference.device,
         task=version.task,
@@ -102,7 +98,7 @@ def scores_fingerprint(
 ) -> str:
     """score: the features partition (its bytes and its manifest's fingerprint), every model scored
     (name, version, artifact checksum, backend, device asked for), the inference settings that
-    change values, and the scoring code."""
+    change values, and the scoring code (the score stage's module and all it imports)."""
     pipeline = settings.pipeline
     inference = pipeline.inference.model_dump(exclude=set(OUTPUT_NEUTRAL_INFERENCE))
     return digest(
@@ -127,7 +123,7 @@ def scores_fingerprint(
             "inference": inference,
             "explain": pipeline.explain.model_dump() if pipeline.explain else None,
             "entity_key": pipeline.dataset.entity_key,
-            "code": source_hashes(SCORING_CODE),
+            "code": code_hashes([SCORING_STAGE]),
         }
     )
 

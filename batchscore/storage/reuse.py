@@ -11,13 +11,17 @@ partition atomically, as a first run does. `force` always recomputes.
 
 from __future__ import annotations
 
+import ast
+import dis
 import hashlib
+import importlib.machinery
 import importlib.util
 import json
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 from batchscore.storage.lake import ChecksumMismatch, Lake, PartitionError, data_files
@@ -30,18 +34,126 @@ def digest(parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def source_hashes(modules: Sequence[str]) -> dict[str, str]:
-    """module -> SHA-256 of its source (of its compiled code where only bytecode ships)."""
-    hashes = {}
-    for name in modules:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None:
-            raise ModuleNotFoundError(f"cannot fingerprint {name}: module not found")
-        loader: Any = spec.loader
-        source = loader.get_source(name)
-        body = source.encode() if source is not None else bytes(loader.get_code(name).co_code)
+FIRST_PARTY = ("batchscore", "features", "jobs")
+"""Top-level packages whose code is followed through imports (third-party code is pinned by the
+environment, not fingerprinted)."""
+
+
+def code_hashes(roots: Sequence[str]) -> dict[str, str]:
+    """module -> SHA-256 of its code, for `roots` and every first-party module they import,
+    directly or through others, lazy and TYPE_CHECKING imports included, and the packages
+    whose `__init__` those imports run.
+
+    The code an output depends on is derived from the import graph, never listed by hand, so
+    an edit to any module on the way changes the fingerprint. A root that cannot be found
+    raises ModuleNotFoundError.
+    """
+    hashes: dict[str, str] = {}
+    pending = list(roots)
+    followed = {*FIRST_PARTY, *(root.split(".")[0] for root in roots)}
+    while pending:
+        name = pending.pop()
+        if name in hashes:
+            continue
+        found = _module_code(name)
+        if found is None:
+            if name in roots:
+                raise ModuleNotFoundError(f"cannot fingerprint {name}: module not found")
+            continue  # a guarded optional import: code that is not there decides nothing
+        body, imported = found
         hashes[name] = hashlib.sha256(body).hexdigest()
-    return hashes
+        pending.extend(m for m in imported if m.split(".")[0] in followed and m not in hashes)
+    return dict(sorted(hashes.items()))
+
+
+def _module_code(name: str) -> tuple[bytes, set[str]] | None:
+    """A module's source (its compiled code where only bytecode ships) and the modules its
+    imports may load; None when it cannot be found."""
+    parent = name.rpartition(".")[0]
+    try:
+        # `from a.b import c`: c is a module only when a.b is a package; finding a.b.c would
+        # otherwise run a.b itself, which may import heavy libraries
+        if parent and _find(parent).submodule_search_locations is None:
+            return None
+        spec = _find(name)
+    except ModuleNotFoundError:
+        return None
+    if spec.loader is None or not hasattr(spec.loader, "get_code"):
+        return None
+    loader: Any = spec.loader
+    package = name if spec.submodule_search_locations is not None else name.rpartition(".")[0]
+    source = loader.get_source(name)
+    if source is not None:
+        return source.encode(), _imports_in_source(source, package)
+    code = loader.get_code(name)
+    if code is None:
+        return None
+    return _code_bytes(code), _imports_in_code(code, package)
+
+
+def _find(name: str) -> importlib.machinery.ModuleSpec:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError) as exc:
+        raise ModuleNotFoundError(name) from exc
+    if spec is None:
+        raise ModuleNotFoundError(name)
+    return spec
+
+
+def _imports_in_source(source: str, package: str) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                found.update(_with_parents(alias.name))
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute(node.module or "", node.level, package)
+            found.update(_with_parents(base))
+            # `from batchscore.models import registry` names a module; other names are skipped
+            found.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    return found
+
+
+def _imports_in_code(code: CodeType, package: str) -> set[str]:
+    """The same as `_imports_in_source`, read from bytecode (IMPORT_NAME after its level and
+    names, in nested functions too)."""
+    found: set[str] = set()
+    consts: list[Any] = []
+    for instruction in dis.get_instructions(code):
+        if instruction.opname == "LOAD_CONST":
+            consts.append(instruction.argval)
+        elif instruction.opname == "IMPORT_NAME" and len(consts) >= 2:
+            level, names = consts[-2], consts[-1] or ()
+            base = _absolute(instruction.argval, int(level or 0), package)
+            found.update(_with_parents(base))
+            found.update(f"{base}.{n}" for n in names if n != "*")
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            found |= _imports_in_code(const, package)
+    return found
+
+
+def _absolute(module: str, level: int, package: str) -> str:
+    if not level:
+        return module
+    anchor = package.split(".")[: len(package.split(".")) - level + 1]
+    return ".".join([*anchor, module] if module else anchor)
+
+
+def _with_parents(module: str) -> list[str]:
+    """`a.b.c` -> a, a.b, a.b.c: importing a module runs its packages' `__init__` first."""
+    parts = module.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts)) if parts[0]]
+
+
+def _code_bytes(code: CodeType) -> bytes:
+    """Compiled code without its file name (which differs between machines): instructions,
+    names and constants, nested functions included."""
+    parts = [code.co_code, repr(code.co_names).encode()]
+    for const in code.co_consts:
+        parts.append(_code_bytes(const) if isinstance(const, CodeType) else repr(const).encode())
+    return b"\0".join(parts)
 
 
 def file_sizes(partition: Path) -> dict[str, int]:

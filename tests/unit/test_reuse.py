@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import py_compile
 import sys
 from datetime import date
 from pathlib import Path
@@ -14,10 +15,10 @@ import pytest
 
 from batchscore.examples.seed import SeedSpec, customers_snapshot, write_partition
 from batchscore.models.inference import ModelRef
-from batchscore.models.scoring_pass import scores_fingerprint
+from batchscore.models.scoring_pass import SCORING_STAGE, scores_fingerprint
 from batchscore.settings import Settings
 from batchscore.storage.lake import Lake, PartitionError
-from batchscore.storage.reuse import MANIFEST, source_hashes
+from batchscore.storage.reuse import MANIFEST, code_hashes
 from features import Feature, load_feature_set
 from jobs import build_features, validate
 from jobs.build_features import features_fingerprint
@@ -58,13 +59,73 @@ def test_features_fingerprint_follows_inputs_definitions_and_source(churn_settin
     sys.modules.pop("reuse_probe_features", None)
 
 
-def test_source_hashes_name_missing_modules():
-    assert set(source_hashes(["features", "batchscore.storage.reuse"])) == {
-        "features",
-        "batchscore.storage.reuse",
-    }
+@pytest.fixture
+def probe_package(tmp_path, monkeypatch):
+    """A tiny package: `stage` imports `helpers` (absolute) and, lazily, `deep` (relative);
+    `helpers` imports `deep` and batchscore; `unrelated` is imported by nobody."""
+    package = tmp_path / "reuse_probe_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text('"""probe"""\n')
+    (package / "stage.py").write_text(
+        "import json\nfrom reuse_probe_pkg import helpers\n\n\ndef late():\n    from .deep import VALUE\n"
+    )
+    (package / "helpers.py").write_text(
+        "from batchscore.errors import BadInput\nfrom reuse_probe_pkg.deep import VALUE\n"
+    )
+    (package / "deep.py").write_text("VALUE = 1\n")
+    (package / "unrelated.py").write_text("VALUE = 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield package
+    for name in [m for m in sys.modules if m.split(".")[0] == "reuse_probe_pkg"]:
+        sys.modules.pop(name)
+
+
+def test_code_hashes_follow_the_import_graph(probe_package):
+    hashes = code_hashes(["reuse_probe_pkg.stage"])
+    assert set(hashes) == {
+        "reuse_probe_pkg",
+        "reuse_probe_pkg.stage",
+        "reuse_probe_pkg.helpers",
+        "reuse_probe_pkg.deep",
+        "batchscore",
+        "batchscore.errors",
+    }, "first-party modules reached through imports, lazy and relative ones included; no json"
+    assert code_hashes(["reuse_probe_pkg.stage"]) == hashes, "deterministic"
+
+    (probe_package / "unrelated.py").write_text("VALUE = 3\n")
+    assert code_hashes(["reuse_probe_pkg.stage"]) == hashes, "a module nothing imports decides nothing"
+    (probe_package / "deep.py").write_text("VALUE = 2\n")
+    changed = code_hashes(["reuse_probe_pkg.stage"])
+    assert {m for m in hashes if changed[m] != hashes[m]} == {"reuse_probe_pkg.deep"}
+
     with pytest.raises(ModuleNotFoundError, match="cannot fingerprint no_such_module_here"):
-        source_hashes(["no_such_module_here"])
+        code_hashes(["no_such_module_here"])
+
+
+def test_code_hashes_read_imports_from_bytecode_when_no_source_ships(probe_package):
+    with_source = code_hashes(["reuse_probe_pkg.stage"])
+    for name in ("stage", "helpers"):
+        source = probe_package / f"{name}.py"
+        py_compile.compile(str(source), cfile=str(probe_package / f"{name}.pyc"), doraise=True)
+        source.unlink()
+    importlib.invalidate_caches()
+    assert set(code_hashes(["reuse_probe_pkg.stage"])) == set(with_source)
+
+
+def test_stage_fingerprints_cover_the_code_their_stage_imports(churn_settings):
+    scoring = code_hashes([SCORING_STAGE])
+    assert {
+        "jobs.score",
+        "batchscore.models.scoring_driver",
+        "batchscore.models.scoring",
+        "batchscore.models.reasons",
+        "batchscore.models.saabas",
+        "batchscore.models.inference",
+    } <= set(scoring)
+    features = code_hashes([build_features.STAGE_MODULE, churn_settings.pipeline.features])
+    assert {"jobs.build_features", "features", "features.churn", "batchscore.quality.quarantine_gate"} <= set(
+        features
+    )
 
 
 def test_scores_fingerprint_follows_features_models_and_value_changing_settings(churn_settings):
