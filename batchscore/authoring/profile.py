@@ -71,17 +71,8 @@ class PartitionProfile:
 
 
 def partition_dates(lake: Lake, dataset: str) -> list[tuple[date, bool]]:
-    """(date, complete) for every `dt=YYYY-MM-DD` folder of a raw dataset, oldest first."""
-    base = lake.root / "raw" / dataset
-    found = []
-    for folder in sorted(base.glob("dt=*")) if base.is_dir() else []:
-        try:
-            day = date.fromisoformat(folder.name.removeprefix("dt="))
-        except ValueError:
-            continue
-        if folder.is_dir():
-            found.append((day, lake.is_complete(folder)))
-    return found
+    """(date, complete) for every `dt=YYYY-MM-DD` partition of a raw dataset, oldest first."""
+    return list(lake.raw_days(dataset).items())
 
 
 def choose_partition(lake: Lake, dataset: str, dt: date | None) -> tuple[date, Path]:
@@ -95,9 +86,12 @@ def choose_partition(lake: Lake, dataset: str, dt: date | None) -> tuple[date, P
                 f"dataset {dataset!r} has no complete partition under {lake.root / 'raw' / dataset} "
                 f"(dates there: {listed})"
             )
-        return complete[-1], lake.raw_partition(dataset, complete[-1])
+        newest = lake.raw_partition(dataset, complete[-1])
+        lake.available(newest)  # an S3 lake's is staged into the working copy
+        return complete[-1], newest
     partition = lake.raw_partition(dataset, dt)
-    if dt not in complete and not (lake.store is not None and lake.available(partition)):
+    # an S3 lake's partition is staged into the working copy (the listing came from the bucket)
+    if not (lake.available(partition) if lake.store is not None else dt in complete):
         state = "is not complete (no _SUCCESS marker)" if partition.is_dir() else "does not exist"
         raise BadInput(
             f"partition raw/{dataset}/dt={dt.isoformat()} {state}; complete dates: "

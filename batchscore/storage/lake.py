@@ -100,6 +100,35 @@ class Lake:
     def models_dir(self, model: str) -> Path:
         return self.root / "models" / model
 
+    def raw_days(self, dataset: str) -> dict[date, bool]:
+        """Each day a raw dataset has a `dt=YYYY-MM-DD` partition for, oldest first, and whether
+        that partition is complete (carries `_SUCCESS`). An S3 lake is listed in the bucket, so
+        partitions landed by other writers count before they are staged into the working copy."""
+        if self.store is not None:
+            return self._remote_days(f"raw/{dataset}")
+        base = self.root / "raw" / dataset
+        days: dict[date, bool] = {}
+        for folder in sorted(base.glob("dt=*")) if base.is_dir() else []:
+            day = _partition_day(folder.name)
+            if day is not None and folder.is_dir():
+                days[day] = self.is_complete(folder)
+        return days
+
+    def landed_raw(self, dataset: str) -> list[Path]:
+        """The complete partitions of a raw dataset, oldest first, as working-copy paths (for
+        an S3 lake `available` or `require_complete` stages one in before it is read)."""
+        return [self.raw_partition(dataset, day) for day, done in self.raw_days(dataset).items() if done]
+
+    def _remote_days(self, relative: str) -> dict[date, bool]:
+        assert self.store is not None
+        days: dict[date, bool] = {}
+        for name in self.store.list(relative, recursive=True):
+            folder, _, file = name.partition("/")
+            day = _partition_day(folder) if file else None
+            if day is not None:
+                days[day] = days.get(day, False) or file == SUCCESS_MARKER
+        return dict(sorted(days.items()))
+
     @staticmethod
     def is_complete(partition: Path) -> bool:
         return (partition / SUCCESS_MARKER).is_file()
@@ -238,6 +267,16 @@ class Lake:
             tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
             self.store.download(f"{relative}/{name}", tmp)
             os.replace(tmp, path)
+
+
+def _partition_day(folder: str) -> date | None:
+    """The day a `dt=YYYY-MM-DD` folder name stands for; None for any other name."""
+    if not folder.startswith("dt="):
+        return None
+    try:
+        return date.fromisoformat(folder.removeprefix("dt="))
+    except ValueError:
+        return None
 
 
 def _private(relative: Path) -> bool:

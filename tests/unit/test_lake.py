@@ -64,3 +64,26 @@ def test_checksum_changes_with_content(tmp_path):
     assert partition_checksum(lake.features_partition("churn", DAY)) == first
     write(lake, 4)
     assert partition_checksum(lake.features_partition("churn", DAY)) != first
+
+
+def test_raw_partitions_are_listed_by_day_through_the_lake(tmp_path):
+    lake = Lake(str(tmp_path))
+    assert lake.raw_days("customers") == {} and lake.landed_raw("customers") == []
+    for day in (date(2026, 11, 22), date(2026, 11, 20)):
+        part = lake.raw_partition("customers", day)
+        part.mkdir(parents=True)
+        (part / "_SUCCESS").touch()
+    lake.raw_partition("customers", DAY).mkdir(parents=True)  # landing: no marker yet
+    (lake.root / "raw" / "customers" / "dt=latest").mkdir()  # not a day
+    (lake.root / "raw" / "customers" / "dt=2026-11-23").touch()  # a file, not a partition
+
+    assert list(lake.raw_days("customers").items()) == [
+        (date(2026, 11, 20), True),
+        (DAY, False),
+        (date(2026, 11, 22), True),
+    ]
+    assert lake.landed_raw("customers") == [
+        lake.raw_partition("customers", date(2026, 11, 20)),
+        lake.raw_partition("customers", date(2026, 11, 22)),
+    ]
+    assert lake.raw_days("churn_labels") == {}
