@@ -65,7 +65,7 @@ def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any
     pipeline = settings.pipeline
     lake = Lake(settings.platform.lake_url)
     version = ModelRegistry(lake, pipeline.model.name).get(model_version)
-    names = list(version.metadata["feature_set"]["features"])
+    names = list(version.meta.feature_set.features)
     reference = pq.read_table(version.artifact("reference.parquet")).to_pandas()
     current = current_frame(lake, settings, run_date, model_version)
 

@@ -152,7 +152,7 @@ def evaluate_versions(
     champion: ModelVersion | None, challenger: ModelVersion, holdout: pd.DataFrame, segment_column: str | None
 ) -> dict[str, Any]:
     """Score the same holdout with both versions: overall and per-segment metrics."""
-    names = list(challenger.metadata["feature_set"]["features"])
+    names = list(challenger.meta.feature_set.features)
     matrix = holdout[names].to_numpy(np.float32)
     labels = holdout["label"].to_numpy()
     result: dict[str, Any] = {"holdout_rows": len(holdout)}
@@ -173,7 +173,7 @@ def evaluate_versions(
         }
     result["challenger"]["rows_per_s"] = round(throughput(challenger, matrix))
     result["challenger"]["artifact_bytes"] = sum(
-        int(a["bytes"]) for name, a in challenger.metadata["artifacts"].items() if name.startswith("model.")
+        int(a.size or 0) for name, a in challenger.meta.artifacts.items() if name.startswith("model.")
     )
     return result
 

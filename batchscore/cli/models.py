@@ -250,7 +250,7 @@ def _models_action(args: argparse.Namespace, settings: Any, registry: Any, alias
         version = registry.get(args.version) if args.version else registry.resolve(alias)
         card = version.path / "model_card.md"
         if not quiet:
-            print(card.read_text() if card.is_file() else json.dumps(version.metadata, indent=2))
+            print(card.read_text() if card.is_file() else json.dumps(dict(version.metadata), indent=2))
             print(f"(files: {version.path})")
         return {**version.metadata, "path": str(version.path), "model_card": str(card)}
     if action == "history":

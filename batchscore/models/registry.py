@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from batchscore.errors import PermanentFailure
+from batchscore.models.metadata import BadModelMetadata, ModelMetadata
 from batchscore.storage.lake import Lake, file_sha256, write_bytes_atomic
 
 BACKEND_ARTIFACTS = {"xgboost": "model.ubj", "onnx": "model.onnx"}
@@ -61,26 +62,32 @@ class ModelVersion:
     model: str
     version: int
     path: Path
-    metadata: dict[str, Any]
+    meta: ModelMetadata
+    """the version's metadata.json, validated when read"""
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """The whole metadata document (read-only), for what is shown rather than computed on."""
+        return self.meta.document
 
     @property
     def feature_set_hash(self) -> str:
-        return str(self.metadata["feature_set"]["hash"])
+        return self.meta.feature_set.hash
 
     @property
     def task(self) -> str:
         """binary, regression or multiclass (versions from before task types are binary)."""
-        return str(self.metadata.get("task", "binary"))
+        return self.meta.task
 
     @property
     def feature_order(self) -> tuple[str, ...]:
         """The model's input columns in its own order (an imported model may permute the set's)."""
-        return tuple(self.metadata.get("feature_order") or self.metadata["feature_set"]["features"])
+        return self.meta.feature_order
 
     def backend(self, preferred: str) -> str:
         """The pipeline's backend when this version has its artifact, else the one it has
         (an imported ONNX model has no XGBoost artifact, and the other way round)."""
-        artifacts = self.metadata["artifacts"]
+        artifacts = self.meta.artifacts
         if BACKEND_ARTIFACTS[preferred] in artifacts:
             return preferred
         for backend, name in BACKEND_ARTIFACTS.items():
@@ -92,9 +99,10 @@ class ModelVersion:
 
     def artifact(self, name: str) -> Path:
         """Path of an artifact after checking its SHA-256 against the metadata."""
-        expected = self.metadata["artifacts"].get(name, {}).get("sha256")
-        if expected is None:
+        record = self.meta.artifacts.get(name)
+        if record is None:
             raise RegistryError(f"{self.model} v{self.version} has no artifact {name!r}")
+        expected = record.sha256
         path = self.path / name
         if not path.is_file():
             raise RegistryError(f"{self.model} v{self.version}: artifact {path} is missing")
@@ -108,7 +116,7 @@ class ModelVersion:
 
     def verify(self) -> None:
         """Check every artifact's SHA-256; raises RegistryError on the first that fails."""
-        for name in sorted(self.metadata["artifacts"]):
+        for name in sorted(self.meta.artifacts):
             self.artifact(name)
 
 
@@ -155,7 +163,11 @@ class ModelRegistry:
         if not meta_path.is_file():
             known = ", ".join(map(str, self.versions())) or "none"
             raise RegistryError(f"model {self.model} has no version {version} (known: {known})")
-        return ModelVersion(self.model, version, path, json.loads(meta_path.read_text()))
+        try:
+            document = json.loads(meta_path.read_text())
+        except ValueError as exc:
+            raise BadModelMetadata(f"{meta_path}: not valid JSON ({exc})") from exc
+        return ModelVersion(self.model, version, path, ModelMetadata.from_json(document, str(meta_path)))
 
     def register(self, artifacts_dir: Path, metadata: dict[str, Any]) -> ModelVersion:
         """Copy the artifacts in as the next version, with checksums, in one rename."""
@@ -178,6 +190,7 @@ class ModelRegistry:
                         for p in files
                     },
                 }
+                ModelMetadata.from_json(full, f"metadata of {self.model} v{version}")  # refuse before writing
                 (staging / "metadata.json").write_text(json.dumps(full, indent=2, sort_keys=True))
                 (staging / "model_card.md").write_text(model_card(full))
                 staging.rename(self.root / "versions" / str(version))

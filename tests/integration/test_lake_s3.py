@@ -163,7 +163,7 @@ def test_the_model_registry_is_mirrored_and_read_back_from_the_bucket(lake, tmp_
     artifacts.mkdir()
     (artifacts / "model.ubj").write_bytes(b"model-bytes")
     registry = ModelRegistry(lake, "churn_xgb")
-    version = registry.register(artifacts, {"feature_set": {"hash": "abc", "features": []}})
+    version = registry.register(artifacts, {"feature_set": {"hash": "abc", "features": ["a"]}})
     registry.move_alias("champion", version.version, reason="first")
 
     assert "models/churn_xgb/aliases.json" in keys(lake)

@@ -1,5 +1,6 @@
 """Models are data: checksums verified, aliases moved with history, both backends agree."""
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from batchscore.models import devices, scoring
 from batchscore.models.devices import choose_device
 from batchscore.models.inference import ModelRef, ScoringError
+from batchscore.models.metadata import BadModelMetadata
 from batchscore.models.registry import ModelRegistry, RegistryError
 from batchscore.models.scoring import score_batches
 from batchscore.models.scoring_pass import check_feature_set
@@ -116,10 +118,40 @@ def test_registry_refuses_a_modified_artifact(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / "model.json").write_text("{}")
-    version = registry.register(src, {"feature_set": {"hash": "x"}})
+    version = registry.register(src, {"feature_set": {"hash": "x", "features": ["a"]}})
     (version.path / "model.json").write_text('{"evil": 1}')
     with pytest.raises(RegistryError, match="fails its checksum"):
         version.artifact("model.json")
+
+
+def test_registry_validates_metadata_on_register_and_on_read(tmp_path):
+    registry = ModelRegistry(Lake(str(tmp_path / "lake")), "m")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "model.json").write_text("{}")
+    with pytest.raises(
+        BadModelMetadata, match=r"metadata of m v1 feature_set: field 'hash' must be a str, found nothing"
+    ):
+        registry.register(src, {"feature_set": {"features": ["a"]}})
+    assert registry.versions() == [], "nothing is registered when the metadata is incomplete"
+    version = registry.register(
+        src, {"feature_set": {"hash": "h", "features": ["a", "b"]}, "task": "regression"}
+    )
+    assert (version.meta.task, version.feature_order, version.feature_set_hash) == (
+        "regression",
+        ("a", "b"),
+        "h",
+    )
+    assert (
+        version.meta.artifacts["model.json"].sha256 == version.metadata["artifacts"]["model.json"]["sha256"]
+    )
+    document = json.loads((version.path / "metadata.json").read_text())
+    (version.path / "metadata.json").write_text(json.dumps({**document, "task": "ranking"}))
+    with pytest.raises(BadModelMetadata, match=r"versions/1/metadata.json: task 'ranking' is not one of"):
+        registry.get(1)
+    (version.path / "metadata.json").write_text("{not json")
+    with pytest.raises(BadModelMetadata, match="not valid JSON"):
+        registry.get(1)
 
 
 def test_feature_set_mismatch_refuses_to_score(registered):
@@ -135,8 +167,8 @@ def test_alias_moves_keep_history_and_compare_and_swap(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / "model.json").write_text("{}")
-    v1 = registry.register(src, {"feature_set": {"hash": "x"}}).version
-    v2 = registry.register(src, {"feature_set": {"hash": "x"}}).version
+    v1 = registry.register(src, {"feature_set": {"hash": "x", "features": ["a"]}}).version
+    v2 = registry.register(src, {"feature_set": {"hash": "x", "features": ["a"]}}).version
     with pytest.raises(RegistryError, match="no 'champion' alias"):
         registry.resolve("champion")
     registry.move_alias("champion", v1, reason="first", expected_current=None)
