@@ -57,7 +57,7 @@ def label_partitions(settings: Settings, lake: Lake, days: int, end_date: date |
     dataset = settings.pipeline.labels.dataset
     base = lake.root / "raw" / dataset
     if end_date is None:
-        landed = sorted(p for p in base.glob("dt=*") if lake.available(p)) if base.is_dir() else []
+        landed = lake.landed_raw(dataset)[-1:]  # the newest; the window is staged in below
         if not landed:
             raise BadInput(f"no complete {dataset} partition under {base}: nothing is labelled yet")
         end_date = _partition_day(landed[-1])

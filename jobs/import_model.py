@@ -197,9 +197,7 @@ def _built_with(folder: Path) -> str | None:
 
 def newest_raw(lake: Lake, dataset: str) -> tuple[date, Path]:
     base = lake.root / "raw" / dataset
-    days = sorted(
-        (f for f in base.glob("dt=*") if lake.is_complete(f)) if base.is_dir() else [], reverse=True
-    )
+    days = [p for p in lake.landed_raw(dataset)[-1:] if lake.available(p)]  # the newest, staged in
     if not days:
         raise BadInput(f"no complete partition of {dataset} in {base}: land one, or pass --reference FILE")
     return date.fromisoformat(days[0].name.removeprefix("dt=")), days[0]
