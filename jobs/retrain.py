@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from batchscore.model_metrics import classification_metrics
 from batchscore.models.registry import AliasConflict, ModelRegistry, ModelVersion
 from batchscore.models.training import (
     TrainingError,
     build_training_set,
-    classification_metrics,
     segment_metrics,
     train_and_register,
 )
@@ -200,9 +200,7 @@ def shadow_evidence(settings: Settings, challenger_version: int) -> dict[str, An
         return {"table": shadow_table, "labelled_rows": 0}
     frame = pd.DataFrame(rows, columns=[key, "run_date", "challenger", "champion"])
     lake = Lake(settings.platform.lake_url)
-    label_parts = [
-        p for p in sorted((lake.root / "raw" / pipeline.labels.dataset).glob("dt=*")) if lake.is_complete(p)
-    ]
+    label_parts = [p for p in lake.landed_raw(pipeline.labels.dataset) if lake.available(p)]
     if not label_parts:
         return {"table": shadow_table, "labelled_rows": 0}
     labels = pd.concat([pd.read_parquet(p) for p in label_parts], ignore_index=True)
