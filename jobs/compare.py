@@ -5,7 +5,8 @@ The evaluation set: the label partitions that arrived in the last `days` days up
 complete features partitions of the days they label. Both versions score the same rows
 in-process (each in its own feature order), and the metric fits the pipeline's task:
 AUC and log loss (binary), RMSE, MAE and bias (regression), log loss and accuracy
-(multiclass). `compare_decision` applies the pipeline's `promotion:` budgets; with
+(multiclass). The promotion rule (`batchscore.models.promotion`) applies the pipeline's
+`promotion:` budgets; with
 `promote`, a passing challenger takes the champion alias (compare-and-swap, recorded).
 
     batchscore models compare --pipeline deliveries --challenger 3 [--days 7] [--promote]
@@ -24,15 +25,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batchscore.errors import BadInput
+from batchscore.model_metrics import classification_metrics, multiclass_metrics, regression_metrics
+from batchscore.models.promotion import PROMOTE, promotion_decision
 from batchscore.models.registry import ModelRegistry, ModelVersion, RegistryError
-from batchscore.models.training import classification_metrics
-from batchscore.settings import PromotionSettings, Settings
+from batchscore.settings import Settings
 from batchscore.storage.lake import Lake, data_files
 from batchscore.storage.warehouse import open_warehouse
 
-PROMOTE, REJECT = "promote", "reject"
 DEFAULT_DAYS = 7
-MAX_ACCURACY_DROP = 0.005
 EVENT = "compare_gate"
 DAY, LABEL = "_day", "_label"
 
@@ -128,29 +128,6 @@ def evaluation_set(
     )
 
 
-def regression_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """RMSE, MAE and bias (mean of predicted minus actual) of predicted values."""
-    error = predicted.astype(np.float64) - labels.astype(np.float64)
-    return {
-        "rows": len(labels),
-        "rmse": round(float(np.sqrt(np.mean(error**2))), 6),
-        "mae": round(float(np.mean(np.abs(error))), 6),
-        "bias": round(float(np.mean(error)), 6),
-    }
-
-
-def multiclass_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
-    """Log loss and accuracy of class probabilities against class indexes (rows renormalised)."""
-    p = np.clip(probabilities.astype(np.float64), 1e-15, 1.0)
-    p = p / p.sum(axis=1, keepdims=True)
-    rows = np.arange(len(labels))
-    return {
-        "rows": len(labels),
-        "logloss": round(float(-np.mean(np.log(p[rows, labels]))), 6),
-        "accuracy": round(float(np.mean(p.argmax(axis=1) == labels)), 6),
-    }
-
-
 def task_labels(settings: Settings, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, int]:
     """Rows the task can use, their labels as the metrics want them, and how many were skipped
     (multiclass: labels that are none of the pipeline's `classes`)."""
@@ -193,54 +170,6 @@ def version_metrics(
     return {"version": version.version, **metrics}
 
 
-def _relative_reduction(champion: float, challenger: float) -> float:
-    if champion == 0:
-        return 0.0 if challenger == 0 else float("-inf")
-    return (champion - challenger) / champion
-
-
-def compare_decision(
-    task: str, challenger: dict[str, Any], champion: dict[str, Any] | None, budget: PromotionSettings
-) -> tuple[str, list[str]]:
-    """Pure: PROMOTE or REJECT, and the reasons: every reason against when rejecting; when
-    promoting, none, or a note that there is no champion to beat."""
-    if "error" in challenger:
-        return REJECT, [f"challenger v{challenger['version']}: {challenger['error']}"]
-    if champion is None:
-        return PROMOTE, ["no champion: the challenger passes on its own"]
-    if "error" in champion:
-        return REJECT, [f"champion v{champion['version']}: {champion['error']}"]
-    against = []
-    if task == "binary":
-        gain = challenger["auc"] - champion["auc"]
-        if not gain >= budget.min_auc_gain:
-            against.append(f"AUC gain {gain:+.4f} < required {budget.min_auc_gain:+.4f}")
-        if challenger["logloss"] - champion["logloss"] > budget.max_logloss_increase:
-            against.append(f"log loss worse: {challenger['logloss']:.4f} vs {champion['logloss']:.4f}")
-    elif task == "regression":
-        reduction = _relative_reduction(champion["rmse"], challenger["rmse"])
-        if not reduction >= budget.min_rmse_reduction:
-            against.append(
-                f"RMSE {challenger['rmse']:.4f} vs champion {champion['rmse']:.4f}: reduction "
-                f"{reduction:+.2%} < required {budget.min_rmse_reduction:+.2%}"
-            )
-    elif task == "multiclass":
-        reduction = _relative_reduction(champion["logloss"], challenger["logloss"])
-        if not reduction >= budget.min_logloss_reduction:
-            against.append(
-                f"log loss {challenger['logloss']:.4f} vs champion {champion['logloss']:.4f}: reduction "
-                f"{reduction:+.2%} < required {budget.min_logloss_reduction:+.2%}"
-            )
-        if champion["accuracy"] - challenger["accuracy"] > MAX_ACCURACY_DROP:
-            against.append(
-                f"accuracy {challenger['accuracy']:.4f} vs champion {champion['accuracy']:.4f}: "
-                f"down by more than {MAX_ACCURACY_DROP}"
-            )
-    else:
-        raise ValueError(f"unknown task {task!r}")
-    return (REJECT, against) if against else (PROMOTE, [])
-
-
 def _versions(
     registry: ModelRegistry, challenger: int, alias: str
 ) -> tuple[ModelVersion, ModelVersion | None]:
@@ -275,7 +204,7 @@ def run(
     frame, labels, skipped = task_labels(settings, data.frame)
     ours = version_metrics(settings, challenger, frame, labels)
     theirs = version_metrics(settings, champion, frame, labels) if champion else None
-    decision, reasons = compare_decision(pipeline.model.task, ours, theirs, pipeline.promotion)
+    decision, reasons = promotion_decision(pipeline.model.task, ours, theirs, pipeline.promotion)
     result: dict[str, Any] = {
         "pipeline": pipeline.name,
         "model": pipeline.model.name,

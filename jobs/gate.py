@@ -41,11 +41,6 @@ def reasons_to_retrain(drift: dict[str, Any], settings: DriftSettings) -> list[s
     return reasons
 
 
-def decide(drift: dict[str, Any], settings: DriftSettings) -> str:
-    """Pure: the gate's decision for one run's drift summary."""
-    return RETRAIN if reasons_to_retrain(drift, settings) else PASS
-
-
 def run(
     settings: Settings, run_date: date, model_version: int, run_id: str, drift: dict[str, Any]
 ) -> dict[str, Any]:

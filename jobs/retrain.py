@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from batchscore.model_metrics import classification_metrics
+from batchscore.models.promotion import PROMOTE, REJECT, promotion_decision
 from batchscore.models.registry import AliasConflict, ModelRegistry, ModelVersion
 from batchscore.models.training import (
     TrainingError,
@@ -40,7 +41,7 @@ from batchscore.models.training import (
     segment_metrics,
     train_and_register,
 )
-from batchscore.settings import PromotionSettings, Settings, load_settings
+from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import Lake, write_bytes_atomic
 from batchscore.storage.warehouse import open_warehouse
 from batchscore.telemetry.alerts import send_alert
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 DEFAULT_CHALLENGER_ALIAS = "challenger"
-PROMOTE, REJECT = "promote", "reject"
 MIN_HOLDOUT_ROWS = 200
 THROUGHPUT_ROWS = 200_000
 
@@ -219,43 +219,6 @@ def shadow_evidence(settings: Settings, challenger_version: int) -> dict[str, An
     }
 
 
-def promotion_decision(
-    evaluation: dict[str, Any], checks: dict[str, bool], budget: PromotionSettings
-) -> tuple[str, list[str]]:
-    """Pure: PROMOTE or REJECT, and every reason against (empty when promoting)."""
-    challenger, champion = evaluation["challenger"], evaluation.get("champion")
-    against = [f"data gate failed: {name}" for name, ok in sorted(checks.items()) if not ok]
-    if challenger["rows_per_s"] < budget.min_rows_per_s:
-        against.append(
-            f"throughput {challenger['rows_per_s']:,} rows/s < budget {budget.min_rows_per_s:,.0f}"
-        )
-    if challenger["artifact_bytes"] > budget.max_artifact_bytes:
-        against.append(f"artifacts {challenger['artifact_bytes']:,} B > budget {budget.max_artifact_bytes:,}")
-    if champion is not None and "error" in champion:
-        against.append(f"champion v{champion['version']}: {champion['error']}")
-    elif champion is not None:
-        gain = challenger["auc"] - champion["auc"]
-        if not gain >= budget.min_auc_gain:
-            against.append(f"AUC gain {gain:+.4f} < required {budget.min_auc_gain:+.4f}")
-        if challenger["logloss"] - champion["logloss"] > budget.max_logloss_increase:
-            against.append(f"log loss worse: {challenger['logloss']:.4f} vs {champion['logloss']:.4f}")
-        for name, seg in sorted(challenger.get("segments", {}).items()):
-            base = champion.get("segments", {}).get(name)
-            comparable = base is not None and np.isfinite(seg["auc"]) and np.isfinite(base["auc"])
-            if comparable and base["auc"] - seg["auc"] > budget.segment_auc_tolerance:
-                against.append(
-                    f"segment {name}: AUC {seg['auc']:.4f} vs champion {base['auc']:.4f} "
-                    f"(tolerance {budget.segment_auc_tolerance})"
-                )
-    shadow = evaluation.get("shadow") or {}
-    shadow_labelled = bool(shadow) and shadow.get("labelled_rows", 0) >= budget.min_shadow_rows
-    if shadow_labelled and "challenger" in shadow and shadow["challenger"]["auc"] < shadow["champion"]["auc"]:
-        against.append(
-            f"shadow scores: AUC {shadow['challenger']['auc']:.4f} < champion's {shadow['champion']['auc']:.4f}"
-        )
-    return (REJECT, against) if against else (PROMOTE, [])
-
-
 def evaluate(settings: Settings, run_date: date, challenger_version: int) -> dict[str, Any]:
     started = time.perf_counter()
     pipeline = settings.pipeline
@@ -279,7 +242,15 @@ def promotion_gate(
     pipeline = settings.pipeline
     out = retrain_dir(settings, run_date)
     checks = json.loads((out / "data_checks.json").read_text())
-    decision, against = promotion_decision(evaluation, checks, pipeline.promotion)
+    decision, reasons = promotion_decision(
+        pipeline.model.task,
+        evaluation["challenger"],
+        evaluation.get("champion"),
+        pipeline.promotion,
+        checks=checks,
+        shadow=evaluation.get("shadow"),
+    )
+    against = reasons if decision == REJECT else []  # evidence records reasons against only
     challenger_version = int(evaluation["challenger"]["version"])
     champion = evaluation.get("champion") or {}
     registry = ModelRegistry(Lake(settings.platform.lake_url), pipeline.model.name)

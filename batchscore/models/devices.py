@@ -107,11 +107,6 @@ def resolve_device(requested: str, backend: str, artifact_path: str | None = Non
     return device
 
 
-def choose_device(requested: str, backend: str, artifact_path: str | None = None) -> str:
-    """`cpu` or `cuda` for this process; `cuda` without a usable GPU fails clearly."""
-    return resolve_device(requested, backend, artifact_path).partition(":")[0]
-
-
 # ---------------------------------------------------------------------------------------
 # GPU: XGBoost on device-resident batches
 

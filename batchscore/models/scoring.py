@@ -401,7 +401,3 @@ def _task_result_schema() -> pa.Schema:
             ("attribution", pa.string()),
         ]
     )
-
-
-def with_device(refs: Iterable[ModelRef], device: str) -> tuple[ModelRef, ...]:
-    return tuple(replace(ref, device=device) for ref in refs)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from batchscore.errors import PermanentFailure
+from batchscore.model_metrics import calibration_error, classification_metrics, log_loss, roc_auc
 from batchscore.models.registry import ModelRegistry, ModelVersion
 from batchscore.settings import REPO_ROOT, Settings
 from batchscore.storage.lake import Lake, partition_checksum
@@ -116,13 +117,14 @@ def fit(frame: pd.DataFrame, feature_names: list[str], settings: Settings) -> xg
 
 
 def evaluate(booster: xgb.Booster, frame: pd.DataFrame, feature_names: list[str]) -> dict[str, float]:
-    from sklearn.metrics import log_loss, roc_auc_score
-
+    """Holdout metrics under the model card's names (`holdout_auc`, `holdout_logloss`, ...)."""
     holdout = frame[frame["holdout"]]
     predicted = booster.inplace_predict(holdout[feature_names].to_numpy(np.float32))
+    labels = holdout["label"].to_numpy()
+    auc = roc_auc(labels, predicted)
     return {
-        "holdout_auc": round(float(roc_auc_score(holdout["label"], predicted)), 6),
-        "holdout_logloss": round(float(log_loss(holdout["label"], predicted, labels=[0, 1])), 6),
+        "holdout_auc": round(float("nan") if auc is None else auc, 6),
+        "holdout_logloss": round(log_loss(labels, predicted), 6),
         "holdout_rows": len(holdout),
         "train_rows": int((~frame["holdout"]).sum()),
         "base_rate": round(float(frame["label"].mean()), 6),
@@ -304,33 +306,6 @@ def model_card_metadata(
         "num_boost_round": pipeline.training.num_boost_round,
         "onnx_max_abs_diff": onnx_diff,
         "xgboost_version": xgboost_version(),
-    }
-
-
-def calibration_error(labels: np.ndarray, predicted: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error: the row-weighted gap between mean score and event rate per decile."""
-    if len(labels) == 0:
-        return float("nan")
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(predicted, edges[1:-1]), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            total += mask.sum() * abs(float(predicted[mask].mean()) - float(labels[mask].mean()))
-    return total / len(labels)
-
-
-def classification_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """AUC (NaN with a single class), log loss and calibration error of scores against labels."""
-    from sklearn.metrics import log_loss, roc_auc_score
-
-    auc = float(roc_auc_score(labels, predicted)) if len(np.unique(labels)) == 2 else float("nan")
-    return {
-        "rows": len(labels),
-        "auc": round(auc, 6),
-        "logloss": round(float(log_loss(labels, np.clip(predicted, 1e-7, 1 - 1e-7), labels=[0, 1])), 6),
-        "calibration_error": round(calibration_error(labels, predicted), 6),
     }
 
 

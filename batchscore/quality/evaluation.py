@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+import batchscore.model_metrics as model_metrics
 from batchscore.quality import performance as m
 
 ALL = "all"
@@ -59,21 +60,24 @@ def realized_metrics(
 ) -> dict[str, float | None]:
     """The task's metrics on labeled rows (binary labels 0/1, multiclass labels class indices)."""
     if task == "regression":
-        return {"rmse": m.rmse(labels, scored.scores), "mae": m.mae(labels, scored.scores)}
+        return {
+            "rmse": model_metrics.rmse(labels, scored.scores),
+            "mae": model_metrics.mae(labels, scored.scores),
+        }
     if task == "multiclass":
         assert scored.probabilities is not None and scored.predicted is not None
         return {
-            "log_loss": m.multiclass_log_loss(labels, scored.probabilities),
-            "macro_f1": m.macro_f1(labels, scored.predicted, classes),
+            "log_loss": model_metrics.multiclass_log_loss(labels, scored.probabilities),
+            "macro_f1": model_metrics.macro_f1(labels, scored.predicted, classes),
             "accuracy": float(np.mean(np.asarray(labels) == np.asarray(scored.predicted))),
         }
     metrics: dict[str, float | None] = {
-        "roc_auc": m.roc_auc(labels, scored.scores),
-        "log_loss": m.log_loss(labels, scored.scores),
-        "brier": m.brier(labels, scored.scores),
-        "accuracy": m.accuracy(labels, scored.scores, threshold),
+        "roc_auc": model_metrics.roc_auc(labels, scored.scores),
+        "log_loss": model_metrics.log_loss(labels, scored.scores),
+        "brier": model_metrics.brier(labels, scored.scores),
+        "accuracy": model_metrics.accuracy(labels, scored.scores, threshold),
     }
-    for decile, rate in enumerate(m.calibration_by_decile(labels, scored.scores), start=1):
+    for decile, rate in enumerate(model_metrics.calibration_by_decile(labels, scored.scores), start=1):
         metrics[f"calibration_d{decile:02d}"] = rate
     return metrics
 

@@ -19,12 +19,13 @@ import pytest
 
 from batchscore.cli import main
 from batchscore.errors import BadInput
+from batchscore.models.promotion import NO_CHAMPION, PROMOTE, REJECT, promotion_decision
 from batchscore.models.registry import ModelRegistry
 from batchscore.settings import PromotionSettings, Settings, load_settings
 from batchscore.storage.lake import Lake
 from batchscore.storage.warehouse import open_warehouse
 from features import load_feature_set
-from jobs.compare import PROMOTE, REJECT, compare_decision, run
+from jobs.compare import run
 from jobs.import_model import ImportRequest
 from jobs.import_model import run as import_model
 from tests.conftest import settings_env
@@ -48,7 +49,7 @@ def test_binary_promotes_on_enough_auc_gain_without_worse_log_loss():
         {"version": 1, "auc": 0.80, "logloss": 0.45},
         {"version": 2, "auc": 0.81, "logloss": 0.44},
     )
-    assert compare_decision("binary", challenger, champion, budget()) == (PROMOTE, [])
+    assert promotion_decision("binary", challenger, champion, budget()) == (PROMOTE, [])
 
 
 @pytest.mark.parametrize(
@@ -61,16 +62,16 @@ def test_binary_promotes_on_enough_auc_gain_without_worse_log_loss():
 )
 def test_binary_rejects(challenger, reason):
     champion = {"version": 1, "auc": 0.80, "logloss": 0.45}
-    decision, reasons = compare_decision("binary", challenger, champion, budget())
+    decision, reasons = promotion_decision("binary", challenger, champion, budget())
     assert decision == REJECT and len(reasons) == 1 and reasons[0].startswith(reason)
 
 
 def test_regression_promotes_when_rmse_is_not_worse_by_default_and_reduced_enough_when_asked():
     champion = {"version": 1, "rmse": 10.0, "mae": 8.0, "bias": 1.0}
     same = {"version": 2, "rmse": 10.0, "mae": 9.0, "bias": -3.0}
-    assert compare_decision("regression", same, champion, budget()) == (PROMOTE, [])
+    assert promotion_decision("regression", same, champion, budget()) == (PROMOTE, [])
     better = {**same, "rmse": 8.9}
-    assert compare_decision("regression", better, champion, budget(min_rmse_reduction=0.1)) == (PROMOTE, [])
+    assert promotion_decision("regression", better, champion, budget(min_rmse_reduction=0.1)) == (PROMOTE, [])
 
 
 @pytest.mark.parametrize(
@@ -83,7 +84,7 @@ def test_regression_promotes_when_rmse_is_not_worse_by_default_and_reduced_enoug
 def test_regression_rejects_an_rmse_not_reduced_enough(rmse, required, reason):
     champion = {"version": 1, "rmse": 10.0, "mae": 8.0, "bias": 0.0}
     challenger = {"version": 2, "rmse": rmse, "mae": 1.0, "bias": 0.0}
-    assert compare_decision("regression", challenger, champion, budget(min_rmse_reduction=required)) == (
+    assert promotion_decision("regression", challenger, champion, budget(min_rmse_reduction=required)) == (
         REJECT,
         [reason],
     )
@@ -92,9 +93,10 @@ def test_regression_rejects_an_rmse_not_reduced_enough(rmse, required, reason):
 def test_multiclass_promotes_on_lower_log_loss_and_a_small_accuracy_dip():
     champion = {"version": 1, "logloss": 0.80, "accuracy": 0.700}
     challenger = {"version": 2, "logloss": 0.70, "accuracy": 0.696}
-    assert compare_decision("multiclass", challenger, champion, budget()) == (PROMOTE, [])
+    assert promotion_decision("multiclass", challenger, champion, budget()) == (PROMOTE, [])
     assert (
-        compare_decision("multiclass", challenger, champion, budget(min_logloss_reduction=0.1))[0] == PROMOTE
+        promotion_decision("multiclass", challenger, champion, budget(min_logloss_reduction=0.1))[0]
+        == PROMOTE
     )
 
 
@@ -112,7 +114,7 @@ def test_multiclass_promotes_on_lower_log_loss_and_a_small_accuracy_dip():
 )
 def test_multiclass_rejects(challenger, required, reason):
     champion = {"version": 1, "logloss": 0.80, "accuracy": 0.700}
-    decision, reasons = compare_decision(
+    decision, reasons = promotion_decision(
         "multiclass", {"version": 2, **challenger}, champion, budget(min_logloss_reduction=required)
     )
     assert decision == REJECT and len(reasons) == 1 and reasons[0].startswith(reason)
@@ -120,12 +122,10 @@ def test_multiclass_rejects(challenger, required, reason):
 
 def test_without_a_champion_the_challenger_passes_with_a_note_and_errors_reject():
     challenger = {"version": 2, "rmse": 3.0, "mae": 2.0, "bias": 0.0}
-    assert compare_decision("regression", challenger, None, budget()) == (
-        PROMOTE,
-        ["no champion: the challenger passes on its own"],
-    )
+    assert promotion_decision("regression", challenger, None, budget()) == (PROMOTE, [NO_CHAMPION])
+    assert NO_CHAMPION == "no champion: the challenger passes on its own"
     broken = {"version": 1, "error": "a binary model; the pipeline is regression"}
-    assert compare_decision("regression", challenger, broken, budget()) == (
+    assert promotion_decision("regression", challenger, broken, budget()) == (
         REJECT,
         ["champion v1: a binary model; the pipeline is regression"],
     )

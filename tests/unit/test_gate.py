@@ -13,19 +13,20 @@ DAY = date(2026, 11, 21)
 
 def test_decision_fires_only_above_the_allowed_share():
     limits = DriftSettings(max_drifted_share=0.25)
-    assert gate.decide({"drifted_share": 0.25}, limits) == gate.PASS
-    assert gate.decide({"drifted_share": 0.26}, limits) == gate.RETRAIN
+    assert gate.reasons_to_retrain({"drifted_share": 0.25}, limits) == []
+    assert gate.reasons_to_retrain({"drifted_share": 0.26}, limits) == ["26% of features drifted (limit 25%)"]
 
 
 def test_prediction_drift_and_one_drifting_segment_each_fire_the_gate():
     limits = DriftSettings(max_drifted_share=0.25)
     calm = {"drifted_share": 0.1, "prediction_drifted": False, "segments": {}}
-    assert gate.decide(calm, limits) == gate.PASS
+    assert gate.reasons_to_retrain(calm, limits) == []
     assert gate.reasons_to_retrain({**calm, "prediction_drifted": True}, limits) == [
         "the score's distribution drifted"
     ]
     assert (
-        gate.decide({**calm, "prediction_drifted": True}, DriftSettings(prediction_gates=False)) == gate.PASS
+        gate.reasons_to_retrain({**calm, "prediction_drifted": True}, DriftSettings(prediction_gates=False))
+        == []
     )
     one_segment = {
         **calm,

@@ -21,6 +21,8 @@ LAYERS: dict[str, int] = {
     "batchscore.compute": 3,
     # feature definitions import nothing of batchscore; training (models) and scoring call them
     "features": 3,
+    # metrics against labels, pure numpy: model cards (models) and realized performance (quality)
+    "batchscore.model_metrics": 3,
     "batchscore.models": 4,
     "batchscore.quality": 4,
     "batchscore.examples": 5,
@@ -173,3 +175,37 @@ def test_the_readme_map_names_every_package():
     assert not missing, f"the README's folder map does not name {missing}"
     for top in ("dags/", "jobs/", "features/", "expectations/", "pipelines/", "infra/", "tests/", "bench/"):
         assert top in block.group(1), top
+
+
+UNTYPED = "dict[str, Any]"
+UNTYPED_CEILING = 999
+"""Annotations `dict[str, Any]` in the code; the count may only go down. Before issue 28: 232.
+What crosses a stage boundary is a typed record (`PublishResult`, `ModelMetadata`, `RunContext`,
+...); an untyped dict remains only at true edges (JSON from outside, Airflow's context)."""
+
+
+def untyped_dicts() -> list[str]:
+    """Where the code annotates an argument, a return or a variable as `dict[str, Any]`."""
+    found = []
+    for _, path in modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            annotations = []
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                arguments = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+                annotations = [a.annotation for a in arguments] + [node.returns]
+            elif isinstance(node, ast.AnnAssign):
+                annotations = [node.annotation]
+            for annotation in annotations:
+                if annotation is not None and UNTYPED in ast.unparse(annotation):
+                    found.append(f"{path.relative_to(REPO_ROOT)}:{annotation.lineno}")
+    return found
+
+
+def test_untyped_dicts_only_go_down(record_property):
+    found = untyped_dicts()
+    record_property("untyped_dicts", len(found))
+    print(f"\n{len(found)} `{UNTYPED}` annotations (ceiling {UNTYPED_CEILING})")
+    assert len(found) <= UNTYPED_CEILING, (
+        f"{len(found)} `{UNTYPED}` annotations, more than the ceiling {UNTYPED_CEILING}: type what crosses "
+        "a boundary (a frozen dataclass) instead; newest ones:\n" + "\n".join(found[-10:])
+    )

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+import batchscore.model_metrics as model_metrics
 from batchscore.quality import performance as m
 from batchscore.quality.evaluation import (
     Scored,
@@ -25,52 +26,74 @@ P = np.array([0.1, 0.4, 0.35, 0.8])
 
 def test_roc_auc_counts_won_pairs_and_half_ties():
     # positives 0.35, 0.8 against negatives 0.1, 0.4: 0.35>0.1, 0.35<0.4, 0.8>0.1, 0.8>0.4 -> 3/4
-    assert m.roc_auc(Y, P) == pytest.approx(0.75)
+    assert model_metrics.roc_auc(Y, P) == pytest.approx(0.75)
     # positives 0.5, 0.9 against negatives 0.5, 0.2: tie (1/2), 0.5>0.2, 0.9>0.5, 0.9>0.2 -> 3.5/4
-    assert m.roc_auc([0, 1, 0, 1], [0.5, 0.5, 0.2, 0.9]) == pytest.approx(0.875)
-    assert m.roc_auc([1, 1], [0.2, 0.3]) is None  # one class: undefined
+    assert model_metrics.roc_auc([0, 1, 0, 1], [0.5, 0.5, 0.2, 0.9]) == pytest.approx(0.875)
+    assert model_metrics.roc_auc([1, 1], [0.2, 0.3]) is None  # one class: undefined
 
 
 def test_log_loss_brier_and_accuracy():
     # -(ln(1 - 0.1) + ln(1 - 0.4) + ln 0.35 + ln 0.8) / 4
     hand = -(math.log(0.9) + math.log(0.6) + math.log(0.35) + math.log(0.8)) / 4
-    assert m.log_loss(Y, P) == pytest.approx(hand)
+    assert model_metrics.log_loss(Y, P) == pytest.approx(hand)
     # (0.1² + 0.4² + 0.65² + 0.2²) / 4 = (0.01 + 0.16 + 0.4225 + 0.04) / 4
-    assert m.brier(Y, P) == pytest.approx(0.158125)
+    assert model_metrics.brier(Y, P) == pytest.approx(0.158125)
     # decisions at 0.5: 0, 0, 0, 1 against 0, 0, 1, 1 -> 3 of 4 right; at 0.3: 0, 1, 1, 1 -> 3 of 4
-    assert m.accuracy(Y, P, 0.5) == pytest.approx(0.75)
-    assert m.accuracy(Y, P, 0.3) == pytest.approx(0.75)
+    assert model_metrics.accuracy(Y, P, 0.5) == pytest.approx(0.75)
+    assert model_metrics.accuracy(Y, P, 0.3) == pytest.approx(0.75)
     # at 0.39: 0, 1, 0, 1 -> 2 of 4; at 0.9: all 0 -> 2 of 4
-    assert m.accuracy(Y, P, 0.39) == pytest.approx(0.5)
-    assert m.accuracy(Y, P, 0.9) == pytest.approx(0.5)
+    assert model_metrics.accuracy(Y, P, 0.39) == pytest.approx(0.5)
+    assert model_metrics.accuracy(Y, P, 0.9) == pytest.approx(0.5)
 
 
 def test_calibration_by_decile_is_the_positive_rate_of_each_score_decile():
     scores = np.arange(20) / 20  # two rows per decile, in score order
     labels = np.array([0, 0, 0, 1, 0, 0, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 0, 1, 1, 1])
     # pairs: (0,0) (0,1) (0,0) (1,1) (0,1) (1,0) (1,1) (1,1) (0,1) (1,1)
-    assert m.calibration_by_decile(labels, scores) == [0.0, 0.5, 0.0, 1.0, 0.5, 0.5, 1.0, 1.0, 0.5, 1.0]
+    assert model_metrics.calibration_by_decile(labels, scores) == [
+        0.0,
+        0.5,
+        0.0,
+        1.0,
+        0.5,
+        0.5,
+        1.0,
+        1.0,
+        0.5,
+        1.0,
+    ]
     shuffled = np.random.default_rng(1).permutation(20)
-    assert m.calibration_by_decile(labels[shuffled], scores[shuffled]) == m.calibration_by_decile(
-        labels, scores
-    )
+    assert model_metrics.calibration_by_decile(
+        labels[shuffled], scores[shuffled]
+    ) == model_metrics.calibration_by_decile(labels, scores)
     # 4 rows: one per group in score order (0.1:0, 0.35:1, 0.4:0, 0.8:1), the other six empty
-    assert m.calibration_by_decile(Y, P) == [0.0, 1.0, 0.0, 1.0, None, None, None, None, None, None]
+    assert model_metrics.calibration_by_decile(Y, P) == [
+        0.0,
+        1.0,
+        0.0,
+        1.0,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]
 
 
 def test_regression_metrics():
     # errors 0, 2, -3: RMSE sqrt((0 + 4 + 9) / 3), MAE (0 + 2 + 3) / 3
-    assert m.rmse([1, 2, 3], [1, 4, 0]) == pytest.approx(math.sqrt(13 / 3))
-    assert m.mae([1, 2, 3], [1, 4, 0]) == pytest.approx(5 / 3)
+    assert model_metrics.rmse([1, 2, 3], [1, 4, 0]) == pytest.approx(math.sqrt(13 / 3))
+    assert model_metrics.mae([1, 2, 3], [1, 4, 0]) == pytest.approx(5 / 3)
 
 
 def test_multiclass_log_loss_and_macro_f1():
     probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4], [0.2, 0.2, 0.6]])
     # the true classes get 0.7, 0.4 and 0.6
     hand = -(math.log(0.7) + math.log(0.4) + math.log(0.6)) / 3
-    assert m.multiclass_log_loss([0, 2, 2], probabilities) == pytest.approx(hand)
+    assert model_metrics.multiclass_log_loss([0, 2, 2], probabilities) == pytest.approx(hand)
     # class 0: TP 1 -> F1 1; class 1: TP 0, FP 1, FN 1 -> 0; class 2: TP 1, FP 1, FN 1 -> 2/4
-    assert m.macro_f1([0, 1, 2, 2], [0, 2, 2, 1], classes=3) == pytest.approx((1 + 0 + 0.5) / 3)
+    assert model_metrics.macro_f1([0, 1, 2, 2], [0, 2, 2, 1], classes=3) == pytest.approx((1 + 0 + 0.5) / 3)
 
 
 def test_expected_roc_auc_is_the_pairwise_expectation_over_fractional_labels():
@@ -102,12 +125,12 @@ def test_the_band_covers_the_realized_value_of_calibrated_scores():
     covered = 0
     for seed in range(60):  # labels that really follow the scores
         y = np.random.default_rng(100 + seed).random(p.size) < p
-        covered += auc.lower <= m.roc_auc(y, p) <= auc.upper
+        covered += auc.lower <= model_metrics.roc_auc(y, p) <= auc.upper
     assert covered >= 50  # a 95% band: about 57 of 60
     # miscalibrated scores: the true rate is half the score, so negatives are right more often
     # than the scores claim and the realized accuracy lands above the band
     y = np.random.default_rng(7).random(p.size) < p / 2
-    assert m.accuracy(y, p) > estimates["accuracy"].upper
+    assert model_metrics.accuracy(y, p) > estimates["accuracy"].upper
 
 
 def test_spearman_and_decision_flips():
@@ -183,16 +206,16 @@ def test_metrics_agree_with_scikit_learn_and_scipy_on_random_data():
     rng = np.random.default_rng(11)
     p = np.round(rng.random(500), 2)  # rounded: many ties
     y = (rng.random(500) < p).astype(int)
-    assert m.roc_auc(y, p) == pytest.approx(metrics.roc_auc_score(y, p))
-    assert m.log_loss(y, p) == pytest.approx(metrics.log_loss(y, p))
-    assert m.brier(y, p) == pytest.approx(metrics.brier_score_loss(y, p))
+    assert model_metrics.roc_auc(y, p) == pytest.approx(metrics.roc_auc_score(y, p))
+    assert model_metrics.log_loss(y, p) == pytest.approx(metrics.log_loss(y, p))
+    assert model_metrics.brier(y, p) == pytest.approx(metrics.brier_score_loss(y, p))
     probabilities = rng.dirichlet([1, 1, 1], 500)
     classes = rng.integers(0, 3, 500)
     predicted = probabilities.argmax(axis=1)
-    assert m.multiclass_log_loss(classes, probabilities) == pytest.approx(
+    assert model_metrics.multiclass_log_loss(classes, probabilities) == pytest.approx(
         metrics.log_loss(classes, probabilities)
     )
-    assert m.macro_f1(classes, predicted, 3) == pytest.approx(
+    assert model_metrics.macro_f1(classes, predicted, 3) == pytest.approx(
         metrics.f1_score(classes, predicted, average="macro")
     )
     other = np.round(p + rng.normal(0, 0.2, 500), 1)
@@ -212,3 +235,21 @@ def test_multiclass_realized_rows():
     assert values["accuracy"] == pytest.approx(0.75)
     assert values["macro_f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
     assert {r["row_count"] for r in rows} == {4}
+
+
+def test_named_metric_bundles_keep_their_stored_names_and_one_epsilon():
+    labels, scores = np.array([0, 1, 1, 0]), np.array([0.0, 1.0, 0.7, 0.2])
+    binary = model_metrics.classification_metrics(labels, scores)
+    assert set(binary) == {"rows", "auc", "logloss", "calibration_error"}
+    assert binary["auc"] == 1.0 and binary["rows"] == 4
+    assert binary["logloss"] == round(model_metrics.log_loss(labels, scores), 6)
+    assert math.isnan(model_metrics.classification_metrics(np.array([1, 1]), np.array([0.2, 0.3]))["auc"])
+    regression = model_metrics.regression_metrics(np.array([1.0, 2.0]), np.array([2.0, 2.0]))
+    assert regression == {"rows": 2, "rmse": round(math.sqrt(0.5), 6), "mae": 0.5, "bias": 0.5}
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    multiclass = model_metrics.multiclass_metrics(np.array([0, 1]), probabilities)
+    assert multiclass == {
+        "rows": 2,
+        "logloss": round(model_metrics.multiclass_log_loss(np.array([0, 1]), probabilities), 6),
+        "accuracy": 0.5,
+    }

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from batchscore.models import devices, scoring
-from batchscore.models.devices import choose_device
+from batchscore.models.devices import resolve_device
 from batchscore.models.inference import ModelRef, ScoringError
 from batchscore.models.metadata import BadModelMetadata
 from batchscore.models.registry import ModelRegistry, RegistryError
@@ -186,7 +186,7 @@ def test_alias_moves_keep_history_and_compare_and_swap(tmp_path):
 
 @pytest.mark.skipif(devices.gpu_available(), reason="the CPU fallback is what is under test")
 def test_device_choice_without_a_gpu():
-    assert choose_device("auto", "xgboost") == "cpu"
-    assert choose_device("cpu", "onnx") == "cpu"
+    assert resolve_device("auto", "xgboost") == "cpu"
+    assert resolve_device("cpu", "onnx") == "cpu"
     with pytest.raises(ScoringError, match="no usable GPU"):
-        choose_device("cuda", "xgboost")
+        resolve_device("cuda", "xgboost")

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from batchscore.examples.seed import SeedSpec, seed_lake
-from batchscore.models.training import build_training_set, calibration_error
+from batchscore.model_metrics import calibration_error
+from batchscore.models.promotion import NO_CHAMPION, PROMOTE, REJECT, promotion_decision
+from batchscore.models.training import build_training_set
 from batchscore.settings import PromotionSettings
 from batchscore.storage.lake import Lake
 from batchscore.storage.warehouse import open_warehouse
@@ -79,42 +81,58 @@ def evaluation(challenger_auc: float, champion_auc: float, **overrides) -> dict:
 CHECKS = {"holdout_rows_at_least_min": True, "both_classes_in_train": True}
 
 
+def decide(evaluation_: dict, checks: dict, budget: PromotionSettings) -> tuple[str, list[str]]:
+    """The promotion rule as the retrain job's promotion gate applies it."""
+    return promotion_decision(
+        "binary",
+        evaluation_["challenger"],
+        evaluation_["champion"],
+        budget,
+        checks=checks,
+        shadow=evaluation_["shadow"],
+    )
+
+
 def test_promotion_needs_the_margin_and_every_budget():
     budget = PromotionSettings(min_auc_gain=0.01, segment_auc_tolerance=0.02, min_rows_per_s=100_000)
-    assert retrain.promotion_decision(evaluation(0.80, 0.78), CHECKS, budget) == (retrain.PROMOTE, [])
-    decision, against = retrain.promotion_decision(evaluation(0.785, 0.78), CHECKS, budget)
-    assert decision == retrain.REJECT and against == ["AUC gain +0.0050 < required +0.0100"]
+    assert decide(evaluation(0.80, 0.78), CHECKS, budget) == (PROMOTE, [])
+    decision, against = decide(evaluation(0.785, 0.78), CHECKS, budget)
+    assert decision == REJECT and against == ["AUC gain +0.0050 < required +0.0100"]
     slow = evaluation(0.80, 0.78, rows_per_s=50_000, artifact_bytes=10**9)
-    assert retrain.promotion_decision(slow, CHECKS, budget)[1] == [
+    assert decide(slow, CHECKS, budget)[1] == [
         "throughput 50,000 rows/s < budget 100,000",
         "artifacts 1,000,000,000 B > budget 50,000,000",
     ]
-    failed = retrain.promotion_decision(
-        evaluation(0.80, 0.78), {**CHECKS, "both_classes_in_train": False}, budget
-    )
-    assert failed == (retrain.REJECT, ["data gate failed: both_classes_in_train"])
+    failed = decide(evaluation(0.80, 0.78), {**CHECKS, "both_classes_in_train": False}, budget)
+    assert failed == (REJECT, ["data gate failed: both_classes_in_train"])
+
+
+def test_without_a_champion_budgets_and_checks_still_apply():
+    budget = PromotionSettings(min_rows_per_s=100_000)
+    first = {**evaluation(0.80, 0.78), "champion": None}
+    assert decide(first, CHECKS, budget) == (PROMOTE, [NO_CHAMPION])
+    slow = {**evaluation(0.80, 0.78, rows_per_s=50_000), "champion": None}
+    assert decide(slow, CHECKS, budget) == (REJECT, ["throughput 50,000 rows/s < budget 100,000"])
 
 
 def test_one_regressing_segment_blocks_promotion_beyond_the_tolerance():
     budget = PromotionSettings(min_auc_gain=0.01, segment_auc_tolerance=0.02)
     regressing = evaluation(0.80, 0.78)
     regressing["challenger"]["segments"]["s=1"] = {"auc": 0.75}
-    decision, against = retrain.promotion_decision(regressing, CHECKS, budget)
-    assert decision == retrain.REJECT
+    decision, against = decide(regressing, CHECKS, budget)
+    assert decision == REJECT
     assert against == ["segment s=1: AUC 0.7500 vs champion 0.7800 (tolerance 0.02)"]
     regressing["challenger"]["segments"]["s=1"] = {"auc": 0.765}
-    assert retrain.promotion_decision(regressing, CHECKS, budget)[0] == retrain.PROMOTE
+    assert decide(regressing, CHECKS, budget)[0] == PROMOTE
 
 
 def test_labelled_shadow_scores_can_veto_but_only_with_enough_rows():
     budget = PromotionSettings(min_auc_gain=0.0, min_shadow_rows=500)
     shadow = {"labelled_rows": 800, "challenger": {"auc": 0.70}, "champion": {"auc": 0.74}}
     vetoed = {**evaluation(0.80, 0.78), "shadow": shadow}
-    assert retrain.promotion_decision(vetoed, CHECKS, budget)[1] == [
-        "shadow scores: AUC 0.7000 < champion's 0.7400"
-    ]
+    assert decide(vetoed, CHECKS, budget)[1] == ["shadow scores: AUC 0.7000 < champion's 0.7400"]
     few = {**evaluation(0.80, 0.78), "shadow": {**shadow, "labelled_rows": 100}}
-    assert retrain.promotion_decision(few, CHECKS, budget)[0] == retrain.PROMOTE
+    assert decide(few, CHECKS, budget)[0] == PROMOTE
 
 
 def test_shadow_evidence_is_skipped_without_the_table_and_read_when_present(churn_settings):
