@@ -20,6 +20,7 @@ from batchscore.models.registry import ModelRegistry, ModelVersion
 from batchscore.models.scoring_driver import prepared_refs, score_partition, worker_model_loads
 from batchscore.models.scoring_pass import (
     challenger_of_day,
+    champion_of_day,
     check_feature_set,
     explain_of,
     manifest_writer,
@@ -147,7 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     from jobs import print_result, stage_arguments
 
     parser = stage_arguments(__doc__.splitlines()[0])
-    parser.add_argument("--model-version", type=int, help="default: the version the alias points at now")
+    parser.add_argument(
+        "--model-version", type=int, help="default: the version the alias pointed at on --date"
+    )
     parser.add_argument(
         "--challenger-version", type=int, help="default: the model.challenger_alias version, if any"
     )
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     version = args.model_version
     if version is None:
         registry = ModelRegistry(Lake(settings.platform.lake_url), settings.pipeline.model.name)
-        version = registry.resolve(settings.pipeline.model.alias).version
+        version = champion_of_day(settings, registry, args.date)
     print_result(
         run(settings, args.date, version, challenger_version=args.challenger_version, force=args.force)
     )

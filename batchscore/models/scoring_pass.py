@@ -58,6 +58,12 @@ def check_feature_set(version: ModelVersion, manifest: dict[str, Any], code_hash
         )
 
 
+def champion_of_day(settings: Settings, registry: ModelRegistry, run_date: date) -> int:
+    """The champion alias's version as it stood on `run_date`: what a run of that day scores with
+    when no version is pinned (the DAG pins it with `jobs.resolve_model`, by the same rule)."""
+    return registry.version_as_of(settings.pipeline.model.alias, run_date)[0]
+
+
 def challenger_of_day(settings: Settings, registry: ModelRegistry, run_date: date) -> int | None:
     """The challenger alias's version as it stood on `run_date`, or None (not configured or not set)."""
     alias = settings.pipeline.model.challenger_alias

@@ -171,6 +171,20 @@ def test_run_pins_the_model_of_the_day_or_the_param(churn_settings, three_versio
     assert (pinned["model_version"], pinned["source"]) == (1, "param")
 
 
+def test_score_job_run_alone_scores_with_the_champion_of_its_day(churn_settings, three_versions, monkeypatch):
+    from jobs import score
+
+    scored = []
+    monkeypatch.setattr(score, "load_settings", lambda name: churn_settings)
+    monkeypatch.setattr(score, "run", lambda settings, day, version, **_: scored.append((day, version)) or {})
+    score.main(["--pipeline", "churn", "--date", "2026-10-05"])
+    score.main(["--pipeline", "churn", "--date", "2026-10-05", "--model-version", "1"])
+    score.main(["--pipeline", "churn", "--date", "2026-10-20"])
+    # the alias points at v3 now; on the 5th it pointed at v2, as resolve_model pins it
+    assert scored == [(date(2026, 10, 5), 2), (date(2026, 10, 5), 1), (date(2026, 10, 20), 3)]
+    assert resolve_model.run(churn_settings, date(2026, 10, 5))["model_version"] == 2
+
+
 def test_a_corrupt_champion_fails_the_run_by_default(churn_settings, three_versions):
     registry, _ = three_versions
     (registry.get(3).path / "model.ubj").write_text("tampered")
