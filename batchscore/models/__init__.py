@@ -1,5 +1,7 @@
 """Models: the pickle-free registry (versions, aliases with compare-and-swap and history,
-model cards) and the scoring engine (XGBoost and ONNX Runtime, CPU or GPU, work planning
-across Spark tasks). Imports ``storage`` and the layers below it; never ``quality``,
+model cards), training (`training`), the promotion rule (`promotion`) and the scoring engine:
+one scoring pass (`scoring_pass`: the models of the day, checks, fingerprint), its Spark driver
+(`scoring_driver`) and its workers (`scoring`: XGBoost and ONNX Runtime, CPU or GPU). Imports
+``storage``, ``features``, ``model_metrics`` and the layers below them; never ``quality``,
 ``jobs`` or ``orchestration``.
 """
