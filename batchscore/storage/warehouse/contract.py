@@ -87,7 +87,7 @@ class ScoresSlice:
     input_checksum: str | None = None
     """lineage, recorded with the slice: the raw partition's checksum the scores come from"""
     scores_fingerprint: str | None = None
-    """lineage: the score stage's fingerprint (`jobs.reuse`), which tells a rerun is a no-op"""
+    """lineage: the score stage's fingerprint (`batchscore.storage.reuse`), which tells a rerun is a no-op"""
 
     def __post_init__(self) -> None:
         validate_identifier(self.table, "table name")
