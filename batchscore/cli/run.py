@@ -7,8 +7,9 @@ import time
 from datetime import date, timedelta
 from typing import Any
 
+from batchscore.cli import preflight
 from batchscore.errors import BadInput
-from batchscore.settings import load_settings
+from batchscore.settings import Settings, load_settings
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +22,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="recompute every stage and republish, even when inputs and model version are unchanged",
     )
+    preflight.add_options(run)
     run.set_defaults(func=cmd_run)
 
     backfill = sub.add_parser(
@@ -32,13 +34,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     backfill.add_argument("--end", type=date.fromisoformat, required=True, help="the last day, included")
     backfill.add_argument("--model-version", type=int)
     backfill.add_argument("--force", action="store_true", help="recompute and republish every day")
+    preflight.add_options(backfill)
     backfill.set_defaults(func=cmd_backfill)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.pipeline)
+    _refuse_before_start(settings, args.date)
+    preflight.check_days(settings, [args.date], args)  # before Airflow starts: seconds, not hours
     from batchscore.orchestration.airflow_run import run_pipeline
 
-    settings = load_settings(args.pipeline)
     print(f"Running DAG {settings.pipeline.dag_id} for {args.date} through Airflow (dag.test)...")
     outcome = run_pipeline(
         settings,
@@ -54,9 +59,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_backfill(args: argparse.Namespace) -> int:
     """One DagRun per day, in date order, in this process (Spark, the model and the imports stay
     warm from one day to the next); a failed day is reported and the next one still runs."""
-    from batchscore.orchestration.airflow_run import run_pipeline
-    from batchscore.storage.lake import Lake
-
     settings = load_settings(args.pipeline)
     if args.end < args.start:
         raise BadInput(f"--end {args.end} is before --start {args.start}")
@@ -67,15 +69,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             f"--start {args.start} is before {settings.pipeline.dag_id}'s start date {first_day} "
             "(schedule.start_date in the pipeline file): Airflow creates no task for those days; nothing was run"
         )
-    lake = Lake(settings.platform.lake_url, settings.platform)
-    dataset = settings.pipeline.dataset.name
-    missing = [d for d in days if not lake.landed(lake.raw_partition(dataset, d))]
-    if missing:
-        shown = ", ".join(str(d) for d in missing[:10]) + (" ..." if len(missing) > 10 else "")
-        raise BadInput(
-            f"{len(missing)} of {len(days)} days have no complete raw/{dataset} partition ({shown}); "
-            "land them or narrow --start/--end (nothing was run)"
-        )
+    preflight.check_days(settings, days, args)
+    from batchscore.orchestration.airflow_run import run_pipeline
+
     print(
         f"Backfilling {settings.pipeline.dag_id}: {len(days)} days, {days[0]} to {days[-1]}, one DagRun each"
     )
@@ -95,6 +91,16 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if failed:
         print(f"  failed: {', '.join(str(d) for d in failed)}; nothing was published for them (rerun each)")
     return 1 if failed else 0
+
+
+def _refuse_before_start(settings: Settings, day: date) -> None:
+    """Checked here too (`run_pipeline` does) so that it comes before the partition check."""
+    first_day = settings.pipeline.schedule.start_date
+    if day < first_day:
+        raise BadInput(
+            f"{day} is before {settings.pipeline.dag_id}'s start date {first_day} (schedule.start_date in "
+            "the pipeline file): Airflow would create no task for it; nothing was run"
+        )
 
 
 def _backfill_line(day: date, outcome: dict[str, Any]) -> int:
