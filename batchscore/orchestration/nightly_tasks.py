@@ -8,6 +8,7 @@ imported when the task runs, so parsing the DAG imports none of them.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from batchscore.orchestration.run_context import RunContext
@@ -30,8 +31,19 @@ def wait_for_partition(run: RunContext) -> Any:
     """Done when the day's raw partition carries its _SUCCESS marker; never falls back."""
     from airflow.sdk import PokeReturnValue
 
-    partition = run.lake.raw_partition(run.pipeline.dataset.name, run.run_date)
-    return PokeReturnValue(is_done=run.lake.landed(partition), xcom_value=run.lake.remote_url(partition))
+    dataset, sensor = run.pipeline.dataset.name, run.pipeline.sensor
+    partition = run.lake.raw_partition(dataset, run.run_date)
+    landed = run.lake.landed(partition)
+    logging.getLogger(__name__).info(
+        "%s the raw partition of %s for %s: %s/_SUCCESS (checked every %ss, for up to %ss)",
+        "found" if landed else "waiting for",
+        dataset,
+        run.run_date,
+        run.lake.remote_url(partition),
+        sensor.poke_interval_s,
+        sensor.timeout_s,
+    )
+    return PokeReturnValue(is_done=landed, xcom_value=run.lake.remote_url(partition))
 
 
 @stage(cost=True)

@@ -117,3 +117,16 @@ def test_metrics_are_pushed_only_after_success(in_a_task):
     with pytest.raises(RuntimeError):
         drift_gate("churn")
     assert pushed == []
+
+
+def test_the_sensor_logs_what_it_waits_for(in_a_task, tmp_path, caplog):
+    from batchscore.orchestration.nightly_tasks import wait_for_partition
+
+    caplog.set_level("INFO", logger="batchscore.orchestration.nightly_tasks")
+    poke = wait_for_partition("churn")
+    marker = tmp_path / "lake" / "raw" / "customers" / "dt=2026-11-21" / "_SUCCESS"
+    assert not poke.is_done
+    assert caplog.messages == [
+        f"waiting for the raw partition of customers for 2026-11-21: {marker} "
+        "(checked every 300s, for up to 21600s)"
+    ]
