@@ -92,11 +92,12 @@ def score_stage(spark: Any, lake: Any, files: list[Path], rows: int, model: Path
     """The score stage's code path on the same files, with or without reason codes."""
     from batchscore.models.inference import ModelRef
     from batchscore.models.scoring_driver import score_partition
+    from batchscore.models.scoring_pass import ReasonCodes
     from batchscore.storage.lake import file_sha256
 
     ref = ModelRef("bench", 1, "xgboost", str(model), file_sha256(model), tuple(names()), device="cpu")
     final = lake.scores_partition("bench", 1, RUN_DATE)
-    spec = (explain, lake.reasons_partition("bench", 1, RUN_DATE)) if explain else None
+    spec = ReasonCodes(explain, lake.reasons_partition("bench", 1, RUN_DATE)) if explain else None
     scored = score_partition(spark, lake, files, rows, [ref], {1: final}, ENTITY_KEY, RUN_DATE, 65_536, spec)
     if explain and scored["reasons"]["rows"] != TOP_K * rows:
         raise RuntimeError(f"{scored['reasons']['rows']} reasons for {rows} rows")

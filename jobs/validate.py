@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from batchscore.settings import Settings, ValidationSettings, load_settings
 from batchscore.storage.lake import Lake, PartitionError
-from batchscore.storage.parquet import read_partition
+from batchscore.storage.parquet import Footprint, read_footprint, read_partition
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -46,40 +42,6 @@ def partition_for(
             raise ValueError("validating scores needs the run's model version")
         return f"{pipeline.name}_scores", lake.scores_partition(pipeline.name, model_version, run_date)
     raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
-
-
-@dataclass(frozen=True)
-class Footprint:
-    """What the Parquet footers say about a partition, read before any data."""
-
-    files: list[Path]
-    schema: pa.Schema
-    rows: int
-    bytes: int
-    mixed_schemas: list[str]
-
-
-def read_footprint(lake: Lake, partition: Path) -> Footprint:
-    """Schema, rows and uncompressed bytes from each file's footer; corrupt files fail here."""
-    files = lake.require_complete(partition)
-    schemas: dict[str, pa.Schema] = {}
-    rows = size = 0
-    for path in files:
-        try:
-            meta = pq.read_metadata(path)
-            schema = pq.read_schema(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise PartitionError(f"partition {partition} is unreadable: {path.name}: {exc}") from exc
-        rows += meta.num_rows
-        size += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-        schemas[path.name] = schema.remove_metadata()
-    first = next(iter(schemas.values()))
-    mixed = [
-        f"file {name} has a different schema than {files[0].name}"
-        for name, schema in schemas.items()
-        if not schema.equals(first)
-    ]
-    return Footprint(files=files, schema=first, rows=rows, bytes=size, mixed_schemas=mixed)
 
 
 def choose_engine(footprint: Footprint, limits: ValidationSettings) -> str:
@@ -126,7 +88,7 @@ def run(
         "report_dir": report_dir,
     }
     try:
-        outcome, quarantine = _gate(settings, lake, suite, (run_date, engine, footprint), where, spark)
+        outcome, quarantine = _gate(settings, lake, suite, run_date, engine, footprint, where, spark)
     finally:
         lake.push_tree(report_dir)  # an S3 lake keeps the reports too, failed ones included
     if outcome.failed:  # warning-only expectations: reported, the gate still passes
@@ -151,7 +113,9 @@ def _gate(
     settings: Settings,
     lake: Lake,
     suite: Suite,
-    day: tuple[date, str, Footprint],
+    run_date: date,
+    engine: str,
+    footprint: Footprint,
     where: dict[str, Any],
     spark: SparkSession | None,
 ) -> tuple[Any, dict[str, Any] | None]:
@@ -159,7 +123,6 @@ def _gate(
     (outcome, quarantine summary or None)."""
     from batchscore.quality.validation import validate_spark, validate_table
 
-    run_date, engine, footprint = day
     partition = Path(where["partition"])
     if quarantines(settings, where["stage"], suite, footprint):
         from batchscore.quality.quarantine_gate import gate_raw, gate_raw_in_parts
@@ -168,7 +131,7 @@ def _gate(
             from batchscore.compute.spark import get_spark
 
             spark = spark or get_spark(settings.platform)
-            return gate_raw_in_parts(settings, lake, suite, (run_date, footprint), where, spark)
+            return gate_raw_in_parts(settings, lake, suite, run_date, footprint, where, spark)
         table = read_partition(partition, footprint.files)
         return gate_raw(settings, lake, suite, run_date, table, where)
     if engine == "pandas":

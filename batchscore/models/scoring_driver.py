@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from batchscore.models.devices import resolve_device
 from batchscore.models.inference import ModelRef, ScoringError
-from batchscore.models.reasons import ExplainSpec, commit_reasons
+from batchscore.models.reasons import commit_reasons
 from batchscore.models.registry import ModelVersion
 from batchscore.models.scoring import (
     TASK_RESULT_DDL,
@@ -35,7 +35,7 @@ from batchscore.models.scoring import (
     task_count,
     threads_per_task,
 )
-from batchscore.models.scoring_pass import model_ref
+from batchscore.models.scoring_pass import ReasonCodes, model_ref
 from batchscore.settings import Settings
 from batchscore.storage.lake import Lake
 from batchscore.storage.parquet import partition_rows
@@ -119,15 +119,15 @@ def score_partition(
     entity_key: str,
     run_date: date,
     batch_rows: int,
-    explain: tuple[ExplainSpec, Path] | None = None,
+    explain: ReasonCodes | None = None,
     on_staged: Callable[[list[Path], dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Score the partition's files with every model in one pass; commit one partition per model.
 
     Each final partition is replaced atomically (staged, reported files only, `_SUCCESS`,
-    rename); on any error none of them changes. With `explain` (spec, final reasons
-    partition), the champion's reason codes are computed in the same tasks and committed to
-    their own partition, tied to the scores by checksum (committed just before them).
+    rename); on any error none of them changes. With `explain`, the champion's reason codes are
+    computed in the same tasks and committed to their own partition, tied to the scores by
+    checksum (committed just before them).
     `on_staged` sees the staged partitions (scores and reasons) and the pass's outcome just
     before the commit (the score stage writes its manifests there).
     """
@@ -137,7 +137,7 @@ def score_partition(
     key_type = key_type_of(files, entity_key)
     with ExitStack() as stack:
         stagings = {v: stack.enter_context(lake.staged_partition(final)) for v, final in finals.items()}
-        reasons = stack.enter_context(lake.staged_partition(explain[1])) if explain else None
+        reasons = stack.enter_context(lake.staged_partition(explain.partition)) if explain else None
         first = stagings[refs[0].version]
         spec = ScoringPass(
             items=tuple(planned),
@@ -148,24 +148,21 @@ def score_partition(
             batch_rows=batch_rows,
             threads=threads,
             key_type=key_type,
-            explain=explain[0] if explain else None,
+            explain=explain.spec if explain else None,
         )
         reports = collect_reports(scoring_tasks(spark, spec)) if planned else []
         commit_task_outputs(reports, planned, stagings)
         if not planned:
             write_empty(stagings, entity_key, key_type, refs[0].classes)
         rows = {v: partition_rows(staging) for v, staging in stagings.items()}
-        done: dict[str, Any] = {
-            "rows": rows,
-            "reports": reports,
-            "tasks": len(planned),
-            "threads_per_task": threads,
-        }
+        done: dict[str, Any] = {"rows": rows, "reports": reports, "tasks": len(planned)}
+        done["threads_per_task"] = threads
         if explain and reasons is not None:
             reason_rows = commit_reasons(
-                reports, len(planned), reasons, refs[0], explain[0], first, entity_key, key_type
+                reports, len(planned), reasons, refs[0], explain.spec, first, entity_key, key_type
             )
-            done["reasons"] = {"rows": reason_rows, "path": str(explain[1]), "top_k": explain[0].top_k}
+            top_k = explain.spec.top_k
+            done["reasons"] = {"rows": reason_rows, "path": str(explain.partition), "top_k": top_k}
         if on_staged is not None:
             on_staged([*stagings.values(), *([reasons] if reasons is not None else [])], done)
     return done

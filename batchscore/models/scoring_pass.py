@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,15 @@ SCORING_STAGE = "jobs.score"
 
 OUTPUT_NEUTRAL_INFERENCE = frozenset({"batch_rows"})
 """Inference settings that change how fast scores come, never their values."""
+
+
+@dataclass(frozen=True)
+class ReasonCodes:
+    """The champion's reason codes a pass computes with its scores, and the final partition
+    they are committed to."""
+
+    spec: ExplainSpec
+    partition: Path
 
 
 def model_ref(settings: Settings, version: ModelVersion) -> ModelRef:
@@ -144,16 +154,14 @@ def pass_outputs(settings: Settings, lake: Lake, finals: dict[int, Path], run_da
     return outputs
 
 
-def explain_of(
-    settings: Settings, lake: Lake, champion: ModelRef, run_date: date
-) -> tuple[ExplainSpec, Path] | None:
+def explain_of(settings: Settings, lake: Lake, champion: ModelRef, run_date: date) -> ReasonCodes | None:
     """The reason codes to compute with the champion's scores, and where they go (None: off)."""
     explain = settings.pipeline.explain
     if explain is None:
         return None
     spec = ExplainSpec(explain.top_k, approx=explain.method == "approx")
     check_explainable(champion, spec)
-    return spec, lake.reasons_partition(settings.pipeline.name, champion.version, run_date)
+    return ReasonCodes(spec, lake.reasons_partition(settings.pipeline.name, champion.version, run_date))
 
 
 def manifest_writer(

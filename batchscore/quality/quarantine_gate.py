@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from batchscore.quality.suites import Suite
+    from batchscore.storage.parquet import Footprint
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def gate_raw(
     outcome = validate_table(kept, suite, workers=workers, quarantine=summary, **where)
     clean = _write_clean(lake, pipeline.name, run_date, kept) if verdict.quarantined else None
     held = quarantine_rows(table, verdict, pipeline.dataset.entity_key, suite.pii)
-    _record(settings, lake, suite, run_date, (verdict, held, clean), where["partition"], summary)
+    _record(settings, lake, suite, run_date, verdict, held, clean, where["partition"], summary)
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return outcome, summary
 
@@ -86,18 +87,18 @@ def gate_raw_in_parts(
     settings: Settings,
     lake: Lake,
     suite: Suite,
-    day: tuple[date, Any],
+    run_date: date,
+    footprint: Footprint,
     where: dict[str, Any],
     spark: SparkSession,
 ) -> tuple[Any, dict[str, Any]]:
-    """gate_raw for a day past the in-memory limits (`day`: its date and `validate.Footprint`):
-    the rows judged one column at a time, the suite on Spark, the clean partition written a
-    batch at a time; no step holds the whole day."""
+    """gate_raw for a day past the in-memory limits (`footprint`: what the raw files' footers
+    say): the rows judged one column at a time, the suite on Spark, the clean partition written
+    a batch at a time; no step holds the whole day."""
     import pyarrow as pa
 
     from batchscore.quality.validation import validate_spark
 
-    run_date, footprint = day
     pipeline = settings.pipeline
     started = time.perf_counter()
 
@@ -134,7 +135,7 @@ def gate_raw_in_parts(
         held = quarantine_rows(
             held_table, held_verdict(verdict, index), pipeline.dataset.entity_key, suite.pii
         )
-    _record(settings, lake, suite, run_date, (verdict, held, clean), where["partition"], summary)
+    _record(settings, lake, suite, run_date, verdict, held, clean, where["partition"], summary)
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return outcome, summary
 
@@ -203,13 +204,14 @@ def _record(
     lake: Lake,
     suite: Suite,
     run_date: date,
-    judged: tuple[Verdict, pa.Table, Path | None],
+    verdict: Verdict,
+    held: pa.Table,
+    clean: Path | None,
     raw_partition: str,
     summary: dict[str, Any],
 ) -> None:
     """Write the quarantine partition (after the clean one, when rows were held aside); alert."""
     pipeline = settings.pipeline
-    verdict, held, clean = judged
     manifest = {
         **summary,
         "pipeline": pipeline.name,

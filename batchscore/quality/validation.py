@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,17 @@ from batchscore.storage.lake import write_bytes_atomic
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame as SparkFrame
+
+
+@dataclass(frozen=True)
+class GateIdentity:
+    """Which gate ran: the pipeline, the dataset, the stage and the partition it checked."""
+
+    pipeline: str
+    dataset: str
+    stage: str
+    partition: str
+
 
 PARALLEL_MIN_ROWS = 200_000
 """Below this many rows a gate validates in-process: forking workers costs more than it saves."""
@@ -77,7 +88,7 @@ def validate_table(
         engine="pandas",
         rows=table.num_rows,
         started=started,
-        identity=(pipeline, dataset, stage, partition),
+        identity=GateIdentity(pipeline, dataset, stage, partition),
         report_dir=Path(report_dir),
         raise_on_failure=raise_on_failure,
         quarantine=quarantine,
@@ -132,7 +143,7 @@ def validate_spark(
         engine="spark",
         rows=rows,
         started=started,
-        identity=(pipeline, dataset, stage, partition),
+        identity=GateIdentity(pipeline, dataset, stage, partition),
         report_dir=Path(report_dir),
         raise_on_failure=raise_on_failure,
         quarantine=quarantine,
@@ -147,7 +158,7 @@ def _gate(
     engine: str,
     rows: int,
     started: float,
-    identity: tuple[str, str, str, str],
+    identity: GateIdentity,
     report_dir: Path,
     raise_on_failure: bool,
     quarantine: dict[str, Any] | None = None,
@@ -156,12 +167,11 @@ def _gate(
     results, workers = ([], 0) if contract else run_suite()
     failed = [failed_expectation(r, suite.pii) for r in results if not r.success]
     blocking = bool(contract) or any(f.severity != "warning" for f in failed)
-    pipeline, dataset, stage, partition = identity
     outcome = ValidationOutcome(
-        pipeline=pipeline,
-        dataset=dataset,
-        stage=stage,
-        partition=partition,
+        pipeline=identity.pipeline,
+        dataset=identity.dataset,
+        stage=identity.stage,
+        partition=identity.partition,
         success=not blocking,
         evaluated=len(results),
         passed=sum(1 for r in results if r.success),

@@ -209,3 +209,59 @@ def test_untyped_dicts_only_go_down(record_property):
         f"{len(found)} `{UNTYPED}` annotations, more than the ceiling {UNTYPED_CEILING}: type what crosses "
         "a boundary (a frozen dataclass) instead; newest ones:\n" + "\n".join(found[-10:])
     )
+
+
+def _alternatives(annotation: ast.expr) -> Iterator[ast.expr]:
+    """An annotation and, for a union (`X | None`, `Optional[X]`), each of its members."""
+    if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
+        yield from _alternatives(annotation.left)
+        yield from _alternatives(annotation.right)
+    elif isinstance(annotation, ast.Subscript) and ast.unparse(annotation.value) in ("Optional", "Union"):
+        members = annotation.slice.elts if isinstance(annotation.slice, ast.Tuple) else [annotation.slice]
+        for member in members:
+            yield from _alternatives(member)
+    else:
+        yield annotation
+
+
+def _is_packed(annotation: ast.expr) -> bool:
+    """`tuple[A, B]` of different types; `tuple[X, ...]` and `tuple[X, X]` are not packed."""
+    if not (
+        isinstance(annotation, ast.Subscript)
+        and ast.unparse(annotation.value) in ("tuple", "Tuple")
+        and isinstance(annotation.slice, ast.Tuple)
+    ):
+        return False
+    members = annotation.slice.elts
+    if any(isinstance(m, ast.Constant) and m.value is Ellipsis for m in members):
+        return False
+    return len({ast.unparse(m) for m in members}) > 1
+
+
+def packed_tuples() -> list[str]:
+    """Arguments annotated as a fixed tuple of different types (`day: tuple[date, str, Footprint]`):
+    several values packed into one to stay under the function-size cap. Collections of such
+    tuples (rows, pairs) are not arguments packed by hand and are not counted."""
+    found = []
+    for _, path in modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for argument in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]:
+                annotation = argument.annotation
+                if annotation is not None and any(_is_packed(a) for a in _alternatives(annotation)):
+                    found.append(
+                        f"{path.relative_to(REPO_ROOT)}:{node.lineno} {node.name}"
+                        f"({argument.arg}: {ast.unparse(annotation)})"
+                    )
+    return found
+
+
+def test_no_packed_tuples():
+    """A function that needs many values takes them as parameters or one named record (a frozen
+    dataclass), not a tuple of different things unpacked by position; a pair of one type, like
+    (low, high) bounds, is fine."""
+    found = packed_tuples()
+    assert not found, "name what these tuples carry (a frozen dataclass or separate parameters):\n" + (
+        "\n".join(found)
+    )
