@@ -34,7 +34,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     new.add_argument("--root", type=Path, default=REPO_ROOT, help=root_help)
     new.set_defaults(func=cmd_new)
 
-    validate = actions.add_parser("validate", help="check that a pipeline's YAML, features and suites agree")
+    validate = actions.add_parser(
+        "validate",
+        help="check that a pipeline's YAML, features and suites agree, its features compile against the "
+        "raw contract (on Spark), its labels dataset is in the lake and its champion fits its features",
+    )
     validate.add_argument("name")
     validate.add_argument("--root", type=Path, default=REPO_ROOT, help=root_help)
     validate.set_defaults(func=cmd_validate)
@@ -89,9 +93,11 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from batchscore.authoring.check import check_pipeline
+    """Exit 2 listing every problem found (a module that does not import: `-v` logs its traceback)."""
+    from batchscore.authoring.check import validate_pipeline
 
-    for line in check_pipeline(args.name, load_platform().pipelines_dir, args.root.resolve()):
+    platform = load_platform()
+    for line in validate_pipeline(args.name, platform.pipelines_dir, args.root.resolve(), platform):
         print(line)
     print(f"OK {args.name}")
     return 0

@@ -302,7 +302,16 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_cli_new_validate_and_list(home, capsys):
+def land_labels(home: Path, dataset: str = "acct_labels") -> Path:
+    """A labels partition with the key and the columns the scaffold's placeholder names."""
+    table = pa.table(
+        {"account_id": [f"a{i:04d}" for i in range(3)], "label": [0, 1, 0], "label_date": [DAY] * 3}
+    )
+    return land(home / "lake", dataset, DAY, table)
+
+
+def test_cli_new_validate_and_list(home, capsys, spark):
+    land_labels(home)
     code, out, _ = cli(
         capsys,
         "pipelines",
@@ -338,6 +347,65 @@ def test_cli_refusals_exit_2_with_one_line(home, capsys, argv):
     assert code == 2 and not out
     assert err.startswith("error: ") and err.count("\n") == 1
     assert written(home) == []
+
+
+def test_validate_lists_a_feature_naming_a_missing_column_and_a_misnamed_labels_dataset(home, capsys, spark):
+    new(home)
+    module = home / "features" / "acct.py"
+    module.write_text(
+        module.read_text().replace('Feature("visits", "visits")', 'Feature("visits", "visitz")')
+    )
+    capsys.readouterr()  # what authoring printed and logged
+    code, out, err = cli(capsys, "pipelines", "validate", "acct", "--root", str(home))
+    assert code == 2 and "OK acct" not in out
+    problems = err.splitlines()
+    assert problems[0] == "error: 2 problems in acct:" and len(problems) == 3
+    assert "feature visits: [UNRESOLVED_COLUMN" in problems[1] and "`visitz`" in problems[1]
+    assert problems[1].endswith("(SQL: visitz)")
+    assert (
+        "labels dataset 'acct_labels' (labels.dataset in the pipeline file) has no partition" in problems[2]
+    )
+    assert "(raw datasets: accounts)" in problems[2]
+
+
+def test_validate_names_a_features_module_that_raises_on_import_in_one_line(home, capsys, spark):
+    new(home)
+    land_labels(home)
+    module = home / "features" / "acct.py"
+    module.write_text(module.read_text() + '\nraise RuntimeError("no such table: lookups")\n')
+    capsys.readouterr()
+    code, _, err = cli(capsys, "pipelines", "validate", "acct", "--root", str(home))
+    assert code == 2
+    assert err == "error: features module features.acct does not load: RuntimeError: no such table: lookups\n"
+    code, _, err = cli(capsys, "-v", "pipelines", "validate", "acct", "--root", str(home))
+    assert code == 2 and "Traceback (most recent call last)" in err and 'acct.py", line' in err
+
+
+def test_validate_passes_churn_and_compares_its_champion(tmp_path, monkeypatch, capsys, spark):
+    from batchscore.models.registry import ModelRegistry
+    from features import load_feature_set
+
+    monkeypatch.setenv("BATCHSCORE_HOME", str(tmp_path))
+    monkeypatch.setenv("BATCHSCORE_LAKE_URL", str(tmp_path / "lake"))
+    labels = pa.table({"customer_id": [1, 2], "churned": [0, 1], "label_date": [DAY, DAY]})
+    land(tmp_path / "lake", "churn_labels", DAY, labels)
+    code, out, err = cli(capsys, "pipelines", "validate", "churn")
+    assert code == 0, err
+    assert "features compile on Spark" in out and "no 'champion' version yet" in out
+    assert out.splitlines()[-1] == "OK churn"
+
+    feature_set = load_feature_set("features.churn")
+    registry = ModelRegistry(Lake(str(tmp_path / "lake")), "churn_xgb")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "model.json").write_text("{}")
+    names = feature_set.names[:-1]  # trained before region_code was added
+    meta = {"feature_set": {"hash": feature_set.content_hash, "features": names}}
+    registry.move_alias(
+        "champion", registry.register(tmp_path / "src", meta).version, reason="t", expected_current=None
+    )
+    code, out, err = cli(capsys, "pipelines", "validate", "churn")
+    assert code == 2 and "model churn_xgb v1 (champion) was trained on other features" in err
+    assert "missing from the model region_code; not in the feature set none" in err
 
 
 def test_validate_catches_files_that_disagree(home):
