@@ -14,7 +14,7 @@ from batchscore.quality.quarantine_gate import features_source
 from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import Lake, partition_checksum
 from batchscore.storage.parquet import partition_rows
-from batchscore.storage.reuse import code_hashes, digest, reusable, write_manifest
+from batchscore.storage.reuse import code_hashes, digest, record_stage, reusable
 from features import FeatureSet, compute_features, load_feature_set
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def run(
             "seconds": round(time.perf_counter() - started, 3),
             "spark_session_seconds": round(spark_start, 3),  # getting the session, of those seconds
         }
-        write_manifest(
+        record_stage(
             staging,
             fingerprint,
             result,

@@ -155,13 +155,14 @@ def attribution_metrics(
     """Attribution drift rows (`batchscore.quality.attribution`) when the day has reason codes."""
     from batchscore.models.reasons import reference_attribution
     from batchscore.quality.attribution import attribution_rows
-    from batchscore.storage.lake import read_reasons_manifest
+    from batchscore.storage.manifest import ReasonsManifest, read_manifest
 
     explain = settings.pipeline.explain
     reasons = lake.reasons_partition(settings.pipeline.name, version.version, run_date)
     if explain is None or not lake.available(reasons):
         return []
-    today = read_reasons_manifest(reasons)["mean_abs_contribution"]
+    manifest = read_manifest(reasons, ReasonsManifest, "reasons partition")
+    today = manifest.need(manifest.mean_abs_contribution, "mean_abs_contribution")
     artifact = str(version.artifact("model.ubj"))
     expected = reference_attribution(artifact, reference, names, explain.method == "approx", version.task)
     return attribution_rows(today, expected)

@@ -29,7 +29,8 @@ from batchscore.models import formats
 from batchscore.models.registry import ModelRegistry
 from batchscore.settings import Settings
 from batchscore.storage.lake import Lake, file_sha256
-from batchscore.storage.reuse import read_manifest
+from batchscore.storage.manifest import BadManifest
+from batchscore.storage.reuse import features_manifest
 from features import FeatureSet, load_feature_set
 
 SAMPLE_ROWS = 2_000
@@ -190,8 +191,8 @@ def newest_features(lake: Lake, pipeline: str, feature_set: FeatureSet) -> tuple
 
 def _built_with(folder: Path) -> str | None:
     try:
-        return str(read_manifest(folder)["feature_set"]["hash"])
-    except (FileNotFoundError, KeyError, ValueError):
+        return features_manifest(folder).feature_set_hash
+    except BadManifest:
         return None
 
 

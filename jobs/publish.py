@@ -5,7 +5,6 @@ python -m jobs.publish --pipeline churn --date 2026-11-21 --model-version 1 --ru
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from datetime import date
@@ -15,7 +14,8 @@ from batchscore.errors import PermanentFailure
 from batchscore.quality.quarantine_gate import features_source, held_rows
 from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import Lake, partition_checksum
-from batchscore.storage.reuse import MANIFEST, read_manifest
+from batchscore.storage.manifest import BadManifest, StageManifest, read_manifest
+from batchscore.storage.reuse import features_manifest
 from batchscore.storage.warehouse import (
     QuarantineSlice,
     ReasonsSlice,
@@ -76,9 +76,9 @@ def run(
             model_name=pipeline.model.name,
             model_version=model_version,
             status="unchanged" if "skipped" in published else "published",
-            rows_in=int(manifest["rows"]) + int(published.get("quarantined_rows", 0)),
+            rows_in=manifest.need(manifest.rows, "rows") + int(published.get("quarantined_rows", 0)),
             rows_out=published["rows"],
-            input_checksum=manifest["input_checksum"],
+            input_checksum=manifest.need(manifest.input_checksum, "input_checksum"),
             stage_seconds=timings,
             cpu_seconds=cpu_seconds,
             model_source=model_source,
@@ -113,7 +113,7 @@ def publish_slice(
     table: str,
     force: bool = False,
     with_reasons: bool = False,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], StageManifest]:
     """Write-audit-publish one model version's scores partition of `run_date` into `table`, with
     its lineage; a slice that already holds these scores is left alone (`skipped`) unless `force`.
 
@@ -127,10 +127,11 @@ def publish_slice(
     scores_path = lake.scores_partition(pipeline.name, model_version, run_date)
     lake.require_complete(features_path)
     lake.require_complete(scores_path)
-    manifest = read_manifest(features_path)
+    manifest = features_manifest(features_path)
+    input_checksum = manifest.need(manifest.input_checksum, "input_checksum")
     reasons = held = None
     if with_reasons:
-        rows_held = held_rows(settings, lake, run_date, manifest["input_checksum"])
+        rows_held = held_rows(settings, lake, run_date, input_checksum)
         held = QuarantineSlice(pipeline.quarantine_table, rows_held)
         reasons_path = lake.reasons_partition(pipeline.name, model_version, run_date)
         if pipeline.explain is not None:
@@ -146,10 +147,10 @@ def publish_slice(
         run_id=run_id,
         task=pipeline.model.task,
         classes=tuple(pipeline.model.classes) if pipeline.model.task == "multiclass" else (),
-        input_checksum=manifest["input_checksum"],
+        input_checksum=input_checksum,
         scores_fingerprint=scores_fingerprint_of(scores_path),
     )
-    rows = int(manifest["rows"])
+    rows = manifest.need(manifest.rows, "rows")
     unchanged = None if force else unchanged_slice(warehouse, target, rows)
     if unchanged is not None:
         return unchanged, manifest
@@ -164,7 +165,7 @@ def publish_slice(
     return published, manifest
 
 
-def read_context(settings: Settings, lake: Lake, run_date: date, manifest: dict[str, Any]) -> pa.Table | None:
+def read_context(settings: Settings, lake: Lake, run_date: date, manifest: StageManifest) -> pa.Table | None:
     """The entity key and `output.context_columns` of the day's raw partition (None without any).
 
     The partition must be the one the features were built from (its checksum is the features
@@ -180,10 +181,10 @@ def read_context(settings: Settings, lake: Lake, run_date: date, manifest: dict[
     raw = lake.raw_partition(pipeline.dataset.name, run_date)
     files = lake.require_complete(raw)
     checksum = partition_checksum(raw)
-    if checksum != manifest.get("input_checksum"):
+    if checksum != manifest.input_checksum:
         raise ContextUnavailable(
             f"raw partition {raw} changed since the features were built (checksum {checksum[:12]}, features "
-            f"built from {str(manifest.get('input_checksum'))[:12]}); rebuild the features and scores of "
+            f"built from {str(manifest.input_checksum)[:12]}); rebuild the features and scores of "
             f"{run_date} before publishing its context columns; nothing was published"
         )
     files = features_source(settings, lake, run_date, files, checksum)[0]  # the rows kept
@@ -201,10 +202,10 @@ def read_context(settings: Settings, lake: Lake, run_date: date, manifest: dict[
 def scores_fingerprint_of(scores_path: Path) -> str | None:
     """The fingerprint the score stage wrote into the partition's manifest (None: none written)."""
     try:
-        fingerprint = json.loads((scores_path / MANIFEST).read_text()).get("fingerprint")
-    except (OSError, ValueError, AttributeError):
+        fingerprint = read_manifest(scores_path, StageManifest).fingerprint
+    except BadManifest:
         return None
-    return str(fingerprint) if fingerprint else None
+    return fingerprint or None
 
 
 def unchanged_slice(warehouse: Warehouse, target: ScoresSlice, rows: int) -> dict[str, Any] | None:

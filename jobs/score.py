@@ -31,7 +31,8 @@ from batchscore.models.scoring_pass import (
 )
 from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import Lake, partition_checksum
-from batchscore.storage.reuse import read_manifest, reusable
+from batchscore.storage.manifest import StageManifest
+from batchscore.storage.reuse import features_manifest, reusable
 from features import load_feature_set
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def run(
     version = registry.get(model_version)
     features_path = lake.features_partition(pipeline.name, run_date)
     files = lake.require_complete(features_path)
-    manifest = read_manifest(features_path)
+    manifest = features_manifest(features_path)
     code_hash = load_feature_set(pipeline.features).content_hash
     check_feature_set(version, manifest, code_hash)
     if challenger_version is None and not challenger_pinned:
@@ -85,7 +86,7 @@ def run(
         spark,
         lake,
         files,
-        int(manifest["rows"]),
+        manifest.need(manifest.rows, "rows"),
         refs,
         finals,
         pipeline.dataset.entity_key,
@@ -98,7 +99,7 @@ def run(
 
 
 def pass_fingerprint(
-    settings: Settings, features_path: Path, manifest: dict[str, Any], versions: Sequence[ModelVersion]
+    settings: Settings, features_path: Path, manifest: StageManifest, versions: Sequence[ModelVersion]
 ) -> str:
     """The scoring pass's fingerprint: the features partition's bytes and manifest, every model's
     artifact and the settings that change scores (`scoring_pass.scores_fingerprint`)."""
@@ -108,7 +109,7 @@ def pass_fingerprint(
 
 def stage_result(
     scored: dict[str, Any],
-    manifest: dict[str, Any],
+    manifest: StageManifest,
     finals: dict[int, Path],
     refs: Sequence[ModelRef],
     challenger: ModelVersion | None,
@@ -121,7 +122,7 @@ def stage_result(
     result: dict[str, Any] = {
         "stage": "score",
         "rows": rows[model_version],
-        "rows_in": manifest["rows"],
+        "rows_in": manifest.rows,
         "path": str(finals[model_version]),
         "model_version": model_version,
         "backend": refs[0].backend,

@@ -24,7 +24,6 @@ import pyarrow as pa
 
 from batchscore.models.inference import ModelRef, ScoringError, XGBoostScorer
 from batchscore.models.saabas import predict_contributions, vector_leaf_booster
-from batchscore.storage.lake import REASONS_MANIFEST
 
 
 @dataclass(frozen=True)
@@ -228,11 +227,10 @@ def commit_reasons(
     The manifest ties the reasons to the scores they explain (the scores partition's
     checksum): `publish` refuses reasons computed with other scores. Returns the rows.
     """
-    import json
-
     import pyarrow.parquet as pq
 
     from batchscore.storage.lake import partition_checksum
+    from batchscore.storage.manifest import ReasonsManifest, write_manifest
 
     mine = sorted(
         (int(r["item"]), str(r["reasons_file"])) for r in reports if int(r["model_version"]) == ref.version
@@ -245,17 +243,17 @@ def commit_reasons(
     if not mine:
         pq.write_table(reasons_schema(entity_key, key_type).empty_table(), staging / "part-00000.parquet")
     rows = sum(pq.read_metadata(p).num_rows for p in sorted(staging.glob("*.parquet")))
-    manifest = {
-        "model_version": ref.version,
-        "top_k": min(spec.top_k, len(ref.feature_names)),
-        "method": "approx" if spec.approx else "exact",
-        "rows": rows,
-        "scores_checksum": partition_checksum(scores_staging),
-        "mean_abs_contribution": mean_abs_contribution(
+    manifest = ReasonsManifest(
+        model_version=ref.version,
+        top_k=min(spec.top_k, len(ref.feature_names)),
+        method="approx" if spec.approx else "exact",
+        rows=rows,
+        scores_checksum=partition_checksum(scores_staging),
+        mean_abs_contribution=mean_abs_contribution(
             [r for r in reports if int(r["model_version"]) == ref.version], ref.feature_names
         ),
-    }
-    (staging / REASONS_MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    )
+    write_manifest(staging, manifest)
     return rows
 
 

@@ -7,7 +7,7 @@ is `scoring`."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -18,7 +18,8 @@ from batchscore.models.reasons import ExplainSpec, check_explainable
 from batchscore.models.registry import BACKEND_ARTIFACTS, ModelRegistry, ModelVersion, RegistryError
 from batchscore.settings import Settings
 from batchscore.storage.lake import Lake
-from batchscore.storage.reuse import code_hashes, digest, write_manifest
+from batchscore.storage.manifest import StageManifest
+from batchscore.storage.reuse import code_hashes, digest, record_stage
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,10 @@ def model_ref(settings: Settings, version: ModelVersion) -> ModelRef:
     )
 
 
-def check_feature_set(version: ModelVersion, manifest: dict[str, Any], code_hash: str) -> None:
+def check_feature_set(version: ModelVersion, manifest: StageManifest, code_hash: str) -> None:
     """A model trained on feature set X refuses to score feature set Y."""
     trained_on = version.feature_set_hash
-    built_with = manifest["feature_set"]["hash"]
+    built_with = manifest.feature_set_hash
     if not trained_on == built_with == code_hash:
         raise ScoringError(
             f"feature set mismatch: {version.model} v{version.version} was trained on {trained_on[:12]}…, "
@@ -90,7 +91,7 @@ def resolve_challenger(
     registry: ModelRegistry,
     challenger_version: int | None,
     champion: int,
-    manifest: dict[str, Any],
+    manifest: StageManifest,
     code_hash: str,
 ) -> ModelVersion | None:
     """The challenger to shadow-score, or None (none pinned, same as the champion, or trained on
@@ -110,7 +111,7 @@ def resolve_challenger(
 
 
 def scores_fingerprint(
-    settings: Settings, features: Mapping[str, Any], features_checksum: str, refs: Sequence[ModelRef]
+    settings: Settings, features: StageManifest, features_checksum: str, refs: Sequence[ModelRef]
 ) -> str:
     """score: the features partition (its bytes and its manifest's fingerprint), every model scored
     (name, version, artifact checksum, backend, device asked for), the inference settings that
@@ -121,8 +122,8 @@ def scores_fingerprint(
         {
             "stage": "score",
             "features_checksum": features_checksum,
-            "features_fingerprint": features.get("fingerprint"),
-            "rows_in": features.get("rows"),
+            "features_fingerprint": features.fingerprint,
+            "rows_in": features.rows,
             "models": [
                 {
                     "model": r.model,
@@ -173,6 +174,6 @@ def manifest_writer(
     def write(stagings: list[Path], scored: dict[str, Any]) -> None:
         result = result_of(scored)
         for staging in stagings:
-            write_manifest(staging, fingerprint, result)
+            record_stage(staging, fingerprint, result)
 
     return write

@@ -13,7 +13,6 @@ replaces both or neither.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import time
@@ -35,6 +34,7 @@ from batchscore.quality.quarantine import (
 )
 from batchscore.settings import Settings
 from batchscore.storage.lake import Lake, PartitionError, partition_checksum
+from batchscore.storage.manifest import QuarantineManifest, read_manifest, write_manifest
 from batchscore.telemetry.alerts import send_alert
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "_QUARANTINE.json"
+MANIFEST_NAME = QuarantineManifest.FILE
 BATCH_ROWS = 262_144
 
 
@@ -212,16 +212,16 @@ def _record(
 ) -> None:
     """Write the quarantine partition (after the clean one, when rows were held aside); alert."""
     pipeline = settings.pipeline
-    manifest = {
+    manifest = QuarantineManifest(
         **summary,
-        "pipeline": pipeline.name,
-        "run_date": run_date.isoformat(),
-        "raw_partition": raw_partition,
-        "raw_checksum": partition_checksum(Path(raw_partition)),
-        "suite_sha256": hashlib.sha256(Path(suite.path).read_bytes()).hexdigest(),
-        "clean_partition": str(clean) if clean else None,
-        "clean_checksum": partition_checksum(clean) if clean else None,
-    }
+        pipeline=pipeline.name,
+        run_date=run_date.isoformat(),
+        raw_partition=raw_partition,
+        raw_checksum=partition_checksum(Path(raw_partition)),
+        suite_sha256=hashlib.sha256(Path(suite.path).read_bytes()).hexdigest(),
+        clean_partition=str(clean) if clean else None,
+        clean_checksum=partition_checksum(clean) if clean else None,
+    )
     write_held(lake, pipeline.name, run_date, held, manifest)
     if verdict.quarantined:
         log.warning("quarantine: %s held aside in %s", verdict.describe(), pipeline.quarantine_table)
@@ -242,17 +242,19 @@ def _write_clean(lake: Lake, pipeline: str, run_date: date, kept: pa.Table) -> P
     return final
 
 
-def write_held(lake: Lake, pipeline: str, run_date: date, held: pa.Table, manifest: dict[str, Any]) -> None:
+def write_held(
+    lake: Lake, pipeline: str, run_date: date, held: pa.Table, manifest: QuarantineManifest
+) -> None:
     """The quarantine partition: the held-aside rows and `_QUARANTINE.json`, in one rename."""
     import pyarrow.parquet as pq
 
     with lake.staged_partition(lake.quarantine_partition(pipeline, run_date)) as staging:
         staging.mkdir(parents=True)
         pq.write_table(held, staging / "part-00000.parquet")
-        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        write_manifest(staging, manifest)
 
 
-def read_manifest(lake: Lake, pipeline: str, run_date: date, raw_checksum: str) -> dict[str, Any]:
+def read_verdict(lake: Lake, pipeline: str, run_date: date, raw_checksum: str) -> QuarantineManifest:
     """The day's quarantine manifest; fails when validate_raw judged another raw partition."""
     partition = lake.quarantine_partition(pipeline, run_date)
     if not lake.landed(partition):
@@ -261,8 +263,8 @@ def read_manifest(lake: Lake, pipeline: str, run_date: date, raw_checksum: str) 
             "validate_raw decides which rows go on; run the day from validate_raw; nothing was published"
         )
     lake.require_complete(partition)
-    manifest: dict[str, Any] = json.loads((partition / MANIFEST_NAME).read_text())
-    if manifest.get("raw_checksum") != raw_checksum:
+    manifest = read_manifest(partition, QuarantineManifest, "quarantine partition")
+    if manifest.raw_checksum != raw_checksum:
         raise PartitionError(
             f"the raw partition of {run_date} changed since validate_raw held its rows aside "
             f"(quarantine {partition}); rerun the day from validate_raw; nothing was published"
@@ -278,14 +280,14 @@ def features_source(
     pipeline = settings.pipeline
     if pipeline.validation.quarantine is None:
         return raw_files, None
-    manifest = read_manifest(lake, pipeline.name, run_date, raw_checksum)
-    if not manifest["quarantined_rows"]:
+    manifest = read_verdict(lake, pipeline.name, run_date, raw_checksum)
+    if not manifest.quarantined_rows:
         return raw_files, "none held aside"
     clean = lake.clean_partition(pipeline.name, run_date)
     files = lake.require_complete(clean)
-    if partition_checksum(clean) != manifest["clean_checksum"]:
+    if partition_checksum(clean) != manifest.clean_checksum:
         raise PartitionError(f"clean partition {clean} is not the one validate_raw wrote; rerun the day")
-    return files, f"clean {manifest['clean_checksum']}"
+    return files, f"clean {manifest.clean_checksum}"
 
 
 def held_rows(settings: Settings, lake: Lake, run_date: date, raw_checksum: str) -> pa.Table | None:
@@ -295,12 +297,12 @@ def held_rows(settings: Settings, lake: Lake, run_date: date, raw_checksum: str)
     pipeline = settings.pipeline
     if pipeline.validation.quarantine is None:
         return None
-    manifest = read_manifest(lake, pipeline.name, run_date, raw_checksum)
+    manifest = read_verdict(lake, pipeline.name, run_date, raw_checksum)
     partition = lake.quarantine_partition(pipeline.name, run_date)
     table = pq.read_table(partition / "part-00000.parquet")
-    if table.num_rows != manifest["quarantined_rows"]:
+    if table.num_rows != manifest.quarantined_rows:
         raise PartitionError(
             f"quarantine {partition} holds {table.num_rows} rows, its manifest says "
-            f"{manifest['quarantined_rows']}; rerun the day from validate_raw; nothing was published"
+            f"{manifest.quarantined_rows}; rerun the day from validate_raw; nothing was published"
         )
     return table

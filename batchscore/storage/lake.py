@@ -363,14 +363,6 @@ def partition_checksum(partition: Path) -> str:
     return digest.hexdigest()
 
 
-def read_reasons_manifest(partition: Path) -> dict[str, Any]:
-    """The reasons partition's `_reasons.json`; fails clearly when it is missing."""
-    path = partition / REASONS_MANIFEST
-    if not path.is_file():
-        raise PartitionError(f"reasons partition {partition} has no {REASONS_MANIFEST}")
-    return dict(json.loads(path.read_text()))
-
-
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

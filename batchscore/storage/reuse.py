@@ -25,8 +25,9 @@ from types import CodeType
 from typing import Any
 
 from batchscore.storage.lake import ChecksumMismatch, Lake, PartitionError, data_files
+from batchscore.storage.manifest import BadManifest, StageManifest, read_manifest, write_manifest
 
-MANIFEST = "_batchscore.json"
+MANIFEST = StageManifest.FILE
 
 
 def digest(parts: Mapping[str, Any]) -> str:
@@ -161,22 +162,21 @@ def file_sizes(partition: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in data_files(partition)}
 
 
-def write_manifest(
-    staging: Path, fingerprint: str, result: Mapping[str, Any], **extra: Any
-) -> dict[str, Any]:
-    """Write the stage manifest into a staged partition (after its data files, before its commit)."""
-    manifest = {
-        **extra,
-        "fingerprint": fingerprint,
-        "computed_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "files": file_sizes(staging),
-        "result": dict(result),
-    }
-    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+def record_stage(staging: Path, fingerprint: str, result: Mapping[str, Any], **lineage: Any) -> StageManifest:
+    """Write the stage manifest into a staged partition (after its data files, before its commit);
+    `lineage`: the other `StageManifest` fields (a features partition's feature set, rows, input)."""
+    manifest = StageManifest(
+        fingerprint=fingerprint,
+        computed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        files=file_sizes(staging),
+        result=dict(result),
+        **lineage,
+    )
+    write_manifest(staging, manifest)
     return manifest
 
 
-def stored_manifest(lake: Lake, partition: Path) -> dict[str, Any] | None:
+def stored_manifest(lake: Lake, partition: Path) -> StageManifest | None:
     """A complete partition's manifest, or None (missing, incomplete, unreadable, or files changed)."""
     try:
         if not lake.available(partition):
@@ -184,10 +184,10 @@ def stored_manifest(lake: Lake, partition: Path) -> dict[str, Any] | None:
     except (PartitionError, ChecksumMismatch):
         return None
     try:
-        manifest = json.loads((partition / MANIFEST).read_text())
-    except (OSError, ValueError):
+        manifest = read_manifest(partition, StageManifest)
+    except BadManifest:
         return None
-    if not isinstance(manifest, dict) or manifest.get("files") != file_sizes(partition):
+    if manifest.files != file_sizes(partition):
         return None
     return manifest
 
@@ -201,22 +201,19 @@ def reusable(
     `seconds` stays what computing the output took; `reuse_seconds` is what this check took.
     """
     manifests = [stored_manifest(lake, partition) for partition in partitions]
-    if not manifests or any(m is None or m.get("fingerprint") != fingerprint for m in manifests):
+    if not manifests or any(m is None or m.fingerprint != fingerprint for m in manifests):
         return None
     first = manifests[0]
-    if first is None or not isinstance(first.get("result"), dict):
+    if first is None or first.result is None:
         return None
     return {
-        **first["result"],
+        **first.result,
         "reused": True,
-        "computed_at": first.get("computed_at"),
+        "computed_at": first.computed_at,
         "reuse_seconds": round(time.perf_counter() - started, 3),
     }
 
 
-def read_manifest(partition: Path) -> dict[str, Any]:
+def features_manifest(partition: Path) -> StageManifest:
     """A features partition's manifest (its rows, feature set and fingerprint); fails when missing."""
-    path = partition / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"features partition {partition} has no {MANIFEST}; rebuild it")
-    return dict(json.loads(path.read_text()))
+    return read_manifest(partition, StageManifest, "features partition", "rebuild it")

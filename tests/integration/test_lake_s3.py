@@ -189,13 +189,13 @@ def test_a_stage_manifest_travels_with_its_partition_and_is_reused_from_the_buck
     import shutil
     import time
 
-    from batchscore.storage.reuse import MANIFEST, reusable, write_manifest
+    from batchscore.storage.reuse import MANIFEST, record_stage, reusable
 
     final = lake.features_partition("churn", DAY)
     with lake.staged_partition(final) as staging:
         staging.mkdir(parents=True)
         pq.write_table(pa.table({"x": [1, 2, 3]}), staging / "part-0.parquet")
-        write_manifest(staging, "fp-1", {"stage": "build_features", "rows": 3, "seconds": 4.2})
+        record_stage(staging, "fp-1", {"stage": "build_features", "rows": 3, "seconds": 4.2})
     assert f"features/churn/dt={DAY}/{MANIFEST}" in keys(lake)
 
     shutil.rmtree(lake.root)  # a fresh machine: nothing in the working copy

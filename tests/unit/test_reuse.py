@@ -18,6 +18,7 @@ from batchscore.models.inference import ModelRef
 from batchscore.models.scoring_pass import SCORING_STAGE, scores_fingerprint
 from batchscore.settings import Settings
 from batchscore.storage.lake import Lake, PartitionError
+from batchscore.storage.manifest import StageManifest
 from batchscore.storage.reuse import MANIFEST, code_hashes
 from features import Feature, load_feature_set
 from jobs import build_features, validate
@@ -129,13 +130,15 @@ def test_stage_fingerprints_cover_the_code_their_stage_imports(churn_settings):
 
 
 def test_scores_fingerprint_follows_features_models_and_value_changing_settings(churn_settings):
-    manifest = {"fingerprint": "features-fp", "rows": 10}
+    manifest = StageManifest(fingerprint="features-fp", rows=10)
     base = scores_fingerprint(churn_settings, manifest, "features-bytes", [ref()])
-    assert scores_fingerprint(churn_settings, dict(manifest), "features-bytes", [ref()]) == base
+    assert (
+        scores_fingerprint(churn_settings, dataclasses.replace(manifest), "features-bytes", [ref()]) == base
+    )
     changed = {
         "features bytes": scores_fingerprint(churn_settings, manifest, "other-bytes", [ref()]),
         "features fingerprint": scores_fingerprint(
-            churn_settings, {**manifest, "fingerprint": "x"}, "features-bytes", [ref()]
+            churn_settings, dataclasses.replace(manifest, fingerprint="x"), "features-bytes", [ref()]
         ),
         "model version": scores_fingerprint(churn_settings, manifest, "features-bytes", [ref(version=2)]),
         "artifact": scores_fingerprint(churn_settings, manifest, "features-bytes", [ref(sha256="b" * 64)]),

@@ -68,6 +68,7 @@ def reasons_file(  # type: ignore[no-untyped-def]
 def held_rows(lake, raw_checksum: str, rows=(), day=DAY) -> None:  # type: ignore[no-untyped-def]
     """The quarantine verdict validate_raw leaves for the day: `rows` (key, rule, row_json) held aside."""
     from batchscore.quality.quarantine_gate import write_held
+    from batchscore.storage.manifest import QuarantineManifest
 
     keys, rules, bodies = (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [])
     table = pa.table(
@@ -77,7 +78,7 @@ def held_rows(lake, raw_checksum: str, rows=(), day=DAY) -> None:  # type: ignor
             "row_json": pa.array(bodies, pa.string()),
         }
     )
-    manifest = {"raw_checksum": raw_checksum, "quarantined_rows": len(keys), "clean_checksum": None}
+    manifest = QuarantineManifest(raw_checksum=raw_checksum, quarantined_rows=len(keys), clean_checksum=None)
     write_held(lake, "churn", day, table, manifest)
 
 

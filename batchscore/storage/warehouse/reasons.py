@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +29,8 @@ from batchscore.storage.warehouse.contract import (
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from batchscore.storage.manifest import ReasonsManifest
 
 REASON_COLUMNS = ("rank", "feature", "value", "contribution")
 
@@ -44,15 +46,15 @@ class ReasonsSlice:
         validate_identifier(self.table, "reasons table name")
 
 
-def read_reasons(path: Path, entity_key: str) -> tuple[pa.Table, dict[str, Any]]:
+def read_reasons(path: Path, entity_key: str) -> tuple[pa.Table, ReasonsManifest]:
     """The reasons partition's rows and its manifest; unreadable reasons fail the audit."""
     import pyarrow.parquet as pq
 
-    from batchscore.storage.lake import read_reasons_manifest
+    from batchscore.storage.manifest import ReasonsManifest, read_manifest
 
     files = sorted(path.glob("*.parquet"))
     try:
-        manifest = read_reasons_manifest(path)
+        manifest = read_manifest(path, ReasonsManifest, "reasons partition")
         table = pq.ParquetDataset([str(f) for f in files], partitioning=None).read(
             columns=[entity_key, *REASON_COLUMNS, "model_version", "run_date"]
         )
@@ -62,18 +64,18 @@ def read_reasons(path: Path, entity_key: str) -> tuple[pa.Table, dict[str, Any]]
 
 
 def audit_reasons(
-    reasons: pa.Table, manifest: dict[str, Any], scores: pa.Table, target: ScoresSlice, scores_checksum: str
+    reasons: pa.Table, manifest: ReasonsManifest, scores: pa.Table, target: ScoresSlice, scores_checksum: str
 ) -> list[str]:
     """Each failed check as one message: the reasons must explain exactly these scores, k per row."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     failures = []
-    if manifest.get("scores_checksum") != scores_checksum:
+    if manifest.scores_checksum != scores_checksum:
         failures.append("the reasons were computed with other scores than these (checksums differ)")
-    if manifest.get("model_version") != target.model_version:
-        failures.append(f"reasons of model v{manifest.get('model_version')}, not v{target.model_version}")
-    k, rows = int(manifest.get("top_k", 0)), scores.num_rows
+    if manifest.model_version != target.model_version:
+        failures.append(f"reasons of model v{manifest.model_version}, not v{target.model_version}")
+    k, rows = manifest.top_k, scores.num_rows
     if reasons.num_rows != k * rows:
         failures.append(f"{reasons.num_rows} reasons for {rows} scored rows, expected {k} per row")
     for name in (target.entity_key, "rank", "feature", "contribution"):
