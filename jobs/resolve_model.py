@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import sys
 from datetime import date, datetime
-from typing import Any
 
+from batchscore.models.pinned import PinnedModel
 from batchscore.models.registry import (
     BACKEND_ARTIFACTS,
     ModelRegistry,
@@ -78,7 +78,9 @@ def resolve(settings: Settings, run_date: date, requested: int | None) -> tuple[
 
 def run(
     settings: Settings, run_date: date, requested: int | None = None, run_id: str = "manual"
-) -> dict[str, Any]:
+) -> PinnedModel:
+    """Pin the run's model: the champion alias as it stood on `run_date` (or `requested`), verified
+    for scoring, with the challenger of the day."""
     pipeline = settings.pipeline
     resolution, recovered = resolve(settings, run_date, requested)
     version = resolution.version
@@ -101,14 +103,13 @@ def run(
             run_id,
         )
     registry = ModelRegistry(Lake(settings.platform.lake_url), pipeline.model.name)
-    return {
-        "stage": "resolve_model",
-        "model_name": version.model,
-        "model_version": version.version,
-        "feature_set_hash": version.feature_set_hash,
-        "source": resolution.source,
-        "challenger_version": challenger_of_day(settings, registry, run_date),
-    }
+    return PinnedModel(
+        model_name=version.model,
+        model_version=version.version,
+        feature_set_hash=version.feature_set_hash,
+        source=resolution.source,
+        challenger_version=challenger_of_day(settings, registry, run_date),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = stage_arguments(__doc__.splitlines()[0])
     parser.add_argument("--model-version", type=int, help="override the alias")
     args = parser.parse_args(argv)
-    print_result(run(load_settings(args.pipeline), args.date, args.model_version))
+    print_result(run(load_settings(args.pipeline), args.date, args.model_version).to_xcom())
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from batchscore.models.pinned import PinnedModel
 from batchscore.orchestration.run_context import RunContext
 from batchscore.orchestration.run_metrics import push_metrics, stage_seconds
 from batchscore.orchestration.task_support import stage
@@ -23,7 +24,8 @@ def resolve_model(run: RunContext) -> dict[str, Any]:
     from jobs import resolve_model as job
 
     requested = run.params.get("model_version")
-    return job.run(run.settings, run.run_date, int(requested) if requested else None, run_id=run.run_id)
+    pinned = job.run(run.settings, run.run_date, int(requested) if requested else None, run_id=run.run_id)
+    return pinned.to_xcom()
 
 
 @stage(retry_policy=False)
@@ -77,11 +79,12 @@ def score(run: RunContext, model: dict[str, Any]) -> dict[str, Any]:
     reuse the scores of an earlier attempt made from the same features and models."""
     from jobs import score as job
 
+    pinned = PinnedModel.from_xcom(model)
     return job.run(
         run.settings,
         run.run_date,
-        model["model_version"],
-        challenger_version=model.get("challenger_version"),
+        pinned.model_version,
+        challenger_version=pinned.challenger_version,
         challenger_pinned=True,
         force=run.force,
     )
@@ -92,7 +95,7 @@ def validate_scores(run: RunContext, model: dict[str, Any]) -> dict[str, Any]:
     """Gate the champion's scores partition."""
     from jobs import validate
 
-    return validate.run(run.settings, run.run_date, "scores", model["model_version"])
+    return validate.run(run.settings, run.run_date, "scores", PinnedModel.from_xcom(model).model_version)
 
 
 @stage()
@@ -103,15 +106,16 @@ def publish(run: RunContext, model: dict[str, Any], *stages: dict[str, Any]) -> 
 
     timings = {s["stage"]: stage_seconds(s) for s in stages if "seconds" in s}
     cpu = {s["stage"]: float(s["cpu_seconds"]) for s in stages if s.get("cpu_seconds") is not None}
+    pinned = PinnedModel.from_xcom(model)
     return job.run(
         run.settings,
         run.run_date,
-        model["model_version"],
+        pinned.model_version,
         run_id=run.run_id,
         try_number=run.try_number,
         stage_seconds=timings,
         stage_cpu_seconds=cpu,
-        model_source=model.get("source"),
+        model_source=pinned.source,
         force=run.force,
     )
 
@@ -135,7 +139,7 @@ def drift_report(run: RunContext, model: dict[str, Any]) -> dict[str, Any]:
     """Drift statistics and the Evidently report against the model's reference sample."""
     from jobs import drift
 
-    return drift.run(run.settings, run.run_date, model["model_version"])
+    return drift.run(run.settings, run.run_date, PinnedModel.from_xcom(model).model_version)
 
 
 def _push_gate_metrics(run: RunContext, decided: dict[str, Any]) -> None:
@@ -148,7 +152,8 @@ def drift_gate(run: RunContext, model: dict[str, Any], drift: dict[str, Any]) ->
     """Decide on the drift evidence: record the decision, alert when the gate fires."""
     from jobs import gate
 
-    return gate.run(run.settings, run.run_date, model["model_version"], run.run_id, drift)
+    version = PinnedModel.from_xcom(model).model_version
+    return gate.run(run.settings, run.run_date, version, run.run_id, drift)
 
 
 @stage()
@@ -157,7 +162,7 @@ def health_page(run: RunContext, model: dict[str, Any]) -> dict[str, Any]:
     (no labels, no reason codes) gives a section saying why, not a failure."""
     from jobs import health
 
-    return health.run(run.settings, run.run_date, model["model_version"])
+    return health.run(run.settings, run.run_date, PinnedModel.from_xcom(model).model_version)
 
 
 def _push_performance_metrics(run: RunContext, evaluated: dict[str, Any]) -> None:

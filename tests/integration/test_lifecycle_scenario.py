@@ -71,13 +71,13 @@ def nightly(settings: Settings, day: date, spark, model_version: int | None = No
 
     run_id = f"scheduled__{day.isoformat()}"
     model = resolve_model.run(settings, day, model_version, run_id=run_id)
-    version = model["model_version"]
+    version = model.model_version
     validate.run(settings, day, "raw")  # the quarantine's verdict: which rows go on
     build_features.run(settings, day, spark)
     score.run(settings, day, version, spark)
-    publish.run(settings, day, version, run_id=run_id, model_source=model["source"])
+    publish.run(settings, day, version, run_id=run_id, model_source=model.source)
     measured = drift.run(settings, day, version)
-    return {"model": model, "gate": gate.run(settings, day, version, run_id, measured)}
+    return {"model": model.to_xcom(), "gate": gate.run(settings, day, version, run_id, measured)}
 
 
 def test_drift_retrain_promote_backfill_rollback(spark, tmp_path, monkeypatch):

@@ -166,9 +166,9 @@ def test_two_processes_moving_the_alias_at_once_cannot_both_win(churn_settings, 
 
 def test_run_pins_the_model_of_the_day_or_the_param(churn_settings, three_versions):
     day5 = resolve_model.run(churn_settings, date(2026, 10, 5))
-    assert (day5["model_version"], day5["source"]) == (2, "alias:champion@2026-10-05")
+    assert (day5.model_version, day5.source) == (2, "alias:champion@2026-10-05")
     pinned = resolve_model.run(churn_settings, date(2026, 10, 5), requested=1)
-    assert (pinned["model_version"], pinned["source"]) == (1, "param")
+    assert (pinned.model_version, pinned.source) == (1, "param")
 
 
 def test_score_job_run_alone_scores_with_the_champion_of_its_day(churn_settings, three_versions, monkeypatch):
@@ -182,7 +182,7 @@ def test_score_job_run_alone_scores_with_the_champion_of_its_day(churn_settings,
     score.main(["--pipeline", "churn", "--date", "2026-10-20"])
     # the alias points at v3 now; on the 5th it pointed at v2, as resolve_model pins it
     assert scored == [(date(2026, 10, 5), 2), (date(2026, 10, 5), 1), (date(2026, 10, 20), 3)]
-    assert resolve_model.run(churn_settings, date(2026, 10, 5))["model_version"] == 2
+    assert resolve_model.run(churn_settings, date(2026, 10, 5)).model_version == 2
 
 
 def test_a_corrupt_champion_fails_the_run_by_default(churn_settings, three_versions):
@@ -202,7 +202,7 @@ def test_fallback_policy_scores_with_the_previous_champion_alerts_and_records(
     )
     settings = churn_settings.model_copy(update={"pipeline": pipeline})
     result = resolve_model.run(settings, date(2026, 10, 9), run_id="run-9")
-    assert (result["model_version"], result["source"]) == (2, "fallback:previous_champion(v3 failed)")
+    assert (result.model_version, result.source) == (2, "fallback:previous_champion(v3 failed)")
     assert "champion failed verification, scoring with previous champion v2" in caplog.text
     events = open_warehouse(settings.platform.warehouse_url).query(
         "SELECT run_date, model_version, event, decision, evidence FROM model_events"
@@ -261,4 +261,4 @@ def test_fallback_for_a_past_day_never_jumps_to_a_later_champion(churn_settings,
     )
     settings = churn_settings.model_copy(update={"pipeline": pipeline})
     result = resolve_model.run(settings, date(2026, 10, 6))
-    assert (result["model_version"], result["source"]) == (1, "fallback:previous_champion(v2 failed)")
+    assert (result.model_version, result.source) == (1, "fallback:previous_champion(v2 failed)")
