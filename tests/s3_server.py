@@ -50,6 +50,22 @@ def moto_server(port: int, log_dir: Path) -> Iterator[str]:
         process.wait(timeout=30)
 
 
+@contextmanager
+def moto_endpoint(port: int, log_dir: Path) -> Iterator[str]:
+    """`moto_server` with the test credentials in the environment while it runs (restored after)."""
+    saved = {k: os.environ.get(k) for k in CREDENTIALS}
+    os.environ.update(CREDENTIALS)
+    try:
+        with moto_server(port, log_dir) as url:
+            yield url
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def create_bucket(endpoint: str, bucket: str) -> None:
     import boto3
 

@@ -59,14 +59,14 @@ class ModelMetadata:
         """Validate a parsed metadata.json (`where` names it in errors)."""
         if not isinstance(data, dict):
             raise BadModelMetadata(f"{where}: expected a JSON object, found {type(data).__name__}")
-        features = _field(data, "feature_set", dict, where)
+        features = typed_field(data, "feature_set", dict, where)
         feature_set = FeatureSetRef(
             name=str(features.get("name", "")),
             version=str(features.get("version", "")),
             features=_names(
-                _field(features, "features", list, f"{where} feature_set"), where, "feature_set.features"
+                typed_field(features, "features", list, f"{where} feature_set"), where, "feature_set.features"
             ),
-            hash=_field(features, "hash", str, f"{where} feature_set"),
+            hash=typed_field(features, "hash", str, f"{where} feature_set"),
         )
         order = data.get("feature_order") or list(feature_set.features)
         task = data.get("task", "binary")  # versions from before task types are binary
@@ -74,13 +74,13 @@ class ModelMetadata:
             raise BadModelMetadata(f"{where}: task {task!r} is not one of {', '.join(TASKS)}")
         artifacts = {
             name: ArtifactRecord(
-                _field(record, "sha256", str, f"{where} artifacts.{name}"), record.get("bytes")
+                typed_field(record, "sha256", str, f"{where} artifacts.{name}"), record.get("bytes")
             )
-            for name, record in _field(data, "artifacts", dict, where).items()
+            for name, record in typed_field(data, "artifacts", dict, where).items()
         }
         return cls(
-            model=_field(data, "model", str, where),
-            version=_field(data, "version", int, where),
+            model=typed_field(data, "model", str, where),
+            version=typed_field(data, "version", int, where),
             task=str(task),
             feature_set=feature_set,
             feature_order=_names(order, where, "feature_order"),
@@ -89,11 +89,14 @@ class ModelMetadata:
         )
 
 
-def _field(data: Mapping[str, Any], name: str, kind: type, where: str) -> Any:
+def typed_field(
+    data: Mapping[str, Any], name: str, kind: type, where: str, error: type[Exception] = BadModelMetadata
+) -> Any:
+    """`data[name]` when it is a `kind` (a bool is no int); else `error` naming where, the field and what was found."""
     value = data.get(name)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         found = "nothing" if value is None else type(value).__name__
-        raise BadModelMetadata(f"{where}: field {name!r} must be a {kind.__name__}, found {found}")
+        raise error(f"{where}: field {name!r} must be a {kind.__name__}, found {found}")
     return value
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from batchscore.errors import PermanentFailure
+from batchscore.models.metadata import typed_field
 
 
 class BadStageResult(PermanentFailure, ValueError):
@@ -46,19 +47,11 @@ class PinnedModel:
             raise BadStageResult(f"{where}: expected a mapping, found {type(value).__name__}")
         challenger = value.get("challenger_version")
         return cls(
-            model_name=_typed(value, "model_name", str, where),
-            model_version=_typed(value, "model_version", int, where),
-            feature_set_hash=_typed(value, "feature_set_hash", str, where),
-            source=_typed(value, "source", str, where),
+            model_name=typed_field(value, "model_name", str, where, BadStageResult),
+            model_version=typed_field(value, "model_version", int, where, BadStageResult),
+            feature_set_hash=typed_field(value, "feature_set_hash", str, where, BadStageResult),
+            source=typed_field(value, "source", str, where, BadStageResult),
             challenger_version=None
             if challenger is None
-            else _typed(value, "challenger_version", int, where),
+            else typed_field(value, "challenger_version", int, where, BadStageResult),
         )
-
-
-def _typed(value: Mapping[str, Any], name: str, kind: type, where: str) -> Any:
-    found = value.get(name)
-    if not isinstance(found, kind) or (kind is int and isinstance(found, bool)):
-        shown = "nothing" if found is None else type(found).__name__
-        raise BadStageResult(f"{where}: field {name!r} must be a {kind.__name__}, found {shown}")
-    return found

@@ -3,7 +3,6 @@ the working copy: a partition another writer landed counts before it is staged i
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -12,7 +11,7 @@ import pytest
 
 from batchscore.settings import load_platform
 from batchscore.storage.lake import Lake
-from tests.s3_server import CREDENTIALS, create_bucket, moto_server, s3_client
+from tests.s3_server import create_bucket, moto_endpoint, s3_client
 
 pytestmark = pytest.mark.integration
 
@@ -21,17 +20,8 @@ PORT = 18083
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory) -> Iterator[str]:
-    saved = {k: os.environ.get(k) for k in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
-    try:
-        with moto_server(PORT, tmp_path_factory.mktemp("moto")) as url:
-            yield url
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with moto_endpoint(PORT, tmp_path_factory.mktemp("moto")) as url:
+        yield url
 
 
 def test_raw_days_come_from_the_bucket(endpoint, tmp_path):

@@ -4,8 +4,8 @@ the marker last, atomic replacement, and the model registry mirrored to the buck
 from __future__ import annotations
 
 import json
-import os
 import uuid
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import pytest
 from batchscore.settings import load_platform
 from batchscore.storage.lake import SUCCESS_MARKER, ChecksumMismatch, Lake, PartitionError
 from batchscore.storage.object_store import S3Store
-from tests.s3_server import CREDENTIALS, create_bucket, moto_server, s3_client
+from tests.s3_server import create_bucket, moto_endpoint, s3_client
 
 pytestmark = pytest.mark.integration
 
@@ -25,18 +25,9 @@ DAY = date(2026, 11, 21)
 
 
 @pytest.fixture(scope="module")
-def endpoint(tmp_path_factory) -> str:
-    saved = {k: os.environ.get(k) for k in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
-    try:
-        with moto_server(PORT, tmp_path_factory.mktemp("moto")) as url:
-            yield url
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def endpoint(tmp_path_factory) -> Iterator[str]:
+    with moto_endpoint(PORT, tmp_path_factory.mktemp("moto")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from batchscore.models.scoring import score_batches
 from batchscore.models.scoring_pass import check_feature_set
 from batchscore.models.training import export
 from batchscore.storage.lake import Lake
+from batchscore.storage.manifest import StageManifest
 from features.churn import FEATURE_SET
 
 NAMES = FEATURE_SET.names
@@ -156,10 +157,11 @@ def test_registry_validates_metadata_on_register_and_on_read(tmp_path):
 
 def test_feature_set_mismatch_refuses_to_score(registered):
     _, version, _ = registered
-    manifest = {"feature_set": {"hash": "0" * 64}}
+    manifest = StageManifest(feature_set={"hash": "0" * 64})
     with pytest.raises(ScoringError, match="feature set mismatch"):
         check_feature_set(version, manifest, FEATURE_SET.content_hash)
-    check_feature_set(version, {"feature_set": {"hash": FEATURE_SET.content_hash}}, FEATURE_SET.content_hash)
+    built = StageManifest(feature_set={"hash": FEATURE_SET.content_hash})
+    check_feature_set(version, built, FEATURE_SET.content_hash)
 
 
 def test_alias_moves_keep_history_and_compare_and_swap(tmp_path):
