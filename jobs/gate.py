@@ -12,9 +12,13 @@ evidence as its conf.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from batchscore.models.metadata import typed_field
+from batchscore.models.pinned import BadStageResult
 from batchscore.models.scoring import SCORE_COLUMN
 from batchscore.quality.drift import ALL_ROWS
 from batchscore.settings import DriftSettings, Settings, load_settings
@@ -23,6 +27,51 @@ from batchscore.telemetry.alerts import send_alert
 
 PASS = "pass"
 RETRAIN = "retrain_recommended"
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The drift gate's decision on a run (pass or retrain recommended, alerted or not, whether
+    it triggers the retrain DAG) and the evidence it decided on, as recorded in `model_events`."""
+
+    decision: str
+    alerted: bool
+    trigger_retrain: bool
+    run_date: str
+    model_version: int
+    run_id: str
+    evidence: Mapping[str, Any]
+    """Reasons, drifted shares and features, the score's drift, segments, the report's path."""
+
+    def to_xcom(self) -> dict[str, Any]:
+        """The task's XCom (the keys it has always had); the retrain DAG gets it as its evidence."""
+        return {
+            "stage": "gate",
+            "decision": self.decision,
+            "alerted": self.alerted,
+            "trigger_retrain": self.trigger_retrain,
+            "run_date": self.run_date,
+            "model_version": self.model_version,
+            "run_id": self.run_id,
+            **self.evidence,
+        }
+
+    @classmethod
+    def from_xcom(cls, value: Any) -> GateDecision:
+        """Read back the drift gate's XCom, checking the decision's fields."""
+        where = "drift_gate's result"
+        if not isinstance(value, Mapping):
+            raise BadStageResult(f"{where}: expected a mapping, found {type(value).__name__}")
+        decided = ("stage", "decision", "alerted", "trigger_retrain", "run_date", "model_version", "run_id")
+        return cls(
+            decision=typed_field(value, "decision", str, where, BadStageResult),
+            alerted=typed_field(value, "alerted", bool, where, BadStageResult),
+            trigger_retrain=typed_field(value, "trigger_retrain", bool, where, BadStageResult),
+            run_date=typed_field(value, "run_date", str, where, BadStageResult),
+            model_version=typed_field(value, "model_version", int, where, BadStageResult),
+            run_id=typed_field(value, "run_id", str, where, BadStageResult),
+            evidence={k: v for k, v in value.items() if k not in decided},
+        )
 
 
 def reasons_to_retrain(drift: dict[str, Any], settings: DriftSettings) -> list[str]:
@@ -43,7 +92,8 @@ def reasons_to_retrain(drift: dict[str, Any], settings: DriftSettings) -> list[s
 
 def run(
     settings: Settings, run_date: date, model_version: int, run_id: str, drift: dict[str, Any]
-) -> dict[str, Any]:
+) -> GateDecision:
+    """Decide on `drift`, record the decision in `model_events` and alert when the gate fires."""
     pipeline = settings.pipeline
     reasons = reasons_to_retrain(drift, pipeline.drift)
     decision = RETRAIN if reasons else PASS
@@ -70,16 +120,15 @@ def run(
         )
         alerted = True
     trigger = decision == RETRAIN and pipeline.drift.trigger_retrain
-    return {
-        "stage": "gate",
-        "decision": decision,
-        "alerted": alerted,
-        "trigger_retrain": trigger,
-        "run_date": run_date.isoformat(),
-        "model_version": model_version,
-        "run_id": run_id,
-        **evidence,
-    }
+    return GateDecision(
+        decision=decision,
+        alerted=alerted,
+        trigger_retrain=trigger,
+        run_date=run_date.isoformat(),
+        model_version=model_version,
+        run_id=run_id,
+        evidence=evidence,
+    )
 
 
 def recorded_drift(settings: Settings, run_date: date, model_version: int) -> dict[str, Any]:
@@ -130,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = load_settings(args.pipeline)
     drift = recorded_drift(settings, args.date, args.model_version)
-    print_result(run(settings, args.date, args.model_version, args.run_id, drift))
+    print_result(run(settings, args.date, args.model_version, args.run_id, drift).to_xcom())
 
 
 if __name__ == "__main__":

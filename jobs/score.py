@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchscore.models.inference import ModelRef
 from batchscore.models.registry import ModelRegistry, ModelVersion
+from batchscore.models.scored import ScoreResult
 from batchscore.models.scoring_driver import prepared_refs, score_partition, worker_model_loads
 from batchscore.models.scoring_pass import (
     challenger_of_day,
@@ -47,7 +48,7 @@ def run(
     challenger_version: int | None = None,
     challenger_pinned: bool = False,
     force: bool = False,
-) -> dict[str, Any]:
+) -> ScoreResult:
     """Score the features partition of `run_date` with `model_version` (+ challenger in shadow:
     given, pinned by resolve_model, else `model.challenger_alias` as it stood on `run_date`).
     Complete outputs with this pass's fingerprint are reused, unless `force`."""
@@ -71,7 +72,7 @@ def run(
     fingerprint = pass_fingerprint(settings, features_path, manifest, versions)
     outputs = pass_outputs(settings, lake, finals, run_date)
     if not force and (reused := reusable(lake, outputs, fingerprint, started)) is not None:
-        return reused
+        return ScoreResult.from_xcom(reused)
     spark = spark or get_spark(settings.platform)
     refs = prepared_refs(settings, spark, versions)
 
@@ -95,7 +96,7 @@ def run(
         explain_of(settings, lake, refs[0], run_date),
         on_staged=manifest_writer(fingerprint, result_of),
     )
-    return {**result_of(scored), "reused": False}
+    return ScoreResult.from_xcom({**result_of(scored), "reused": False})
 
 
 def pass_fingerprint(
@@ -163,7 +164,9 @@ def main(argv: list[str] | None = None) -> None:
         registry = ModelRegistry(Lake(settings.platform.lake_url), settings.pipeline.model.name)
         version = champion_of_day(settings, registry, args.date)
     print_result(
-        run(settings, args.date, version, challenger_version=args.challenger_version, force=args.force)
+        run(
+            settings, args.date, version, challenger_version=args.challenger_version, force=args.force
+        ).to_xcom()
     )
 
 

@@ -12,8 +12,9 @@ import logging
 from typing import Any
 
 from batchscore.models.pinned import PinnedModel
+from batchscore.models.scored import ScoreResult
 from batchscore.orchestration.run_context import RunContext
-from batchscore.orchestration.run_metrics import push_metrics, stage_seconds
+from batchscore.orchestration.run_metrics import StageTiming, push_metrics
 from batchscore.orchestration.task_support import stage
 
 
@@ -87,7 +88,7 @@ def score(run: RunContext, model: dict[str, Any]) -> dict[str, Any]:
         challenger_version=pinned.challenger_version,
         challenger_pinned=True,
         force=run.force,
-    )
+    ).to_xcom()
 
 
 @stage(cost=True)
@@ -104,8 +105,9 @@ def publish(run: RunContext, model: dict[str, Any], *stages: dict[str, Any]) -> 
     already published with these scores is left as it is (a no-op) unless `force`."""
     from jobs import publish as job
 
-    timings = {s["stage"]: stage_seconds(s) for s in stages if "seconds" in s}
-    cpu = {s["stage"]: float(s["cpu_seconds"]) for s in stages if s.get("cpu_seconds") is not None}
+    timed = [StageTiming.from_xcom(s) for s in stages]
+    timings = {t.stage: t.elapsed for t in timed if t.elapsed is not None}
+    cpu = {t.stage: t.cpu_seconds for t in timed if t.cpu_seconds is not None}
     pinned = PinnedModel.from_xcom(model)
     return job.run(
         run.settings,
@@ -123,13 +125,13 @@ def publish(run: RunContext, model: dict[str, Any], *stages: dict[str, Any]) -> 
 @stage()
 def publish_shadow(run: RunContext, scored: dict[str, Any]) -> dict[str, Any]:
     """Challenger scores (when the score stage made any) to the shadow table, validated first."""
-    challenger = scored.get("challenger")
-    if not challenger:
+    challenger = ScoreResult.from_xcom(scored).challenger
+    if challenger is None:
         return {"stage": "publish_shadow", "skipped": "no challenger scored"}
     from jobs import publish as job
     from jobs import validate
 
-    version = int(challenger["model_version"])
+    version = challenger.model_version
     validate.run(run.settings, run.run_date, "scores", version)
     return job.run_shadow(run.settings, run.run_date, version, run_id=run.run_id, force=run.force)
 
@@ -153,7 +155,7 @@ def drift_gate(run: RunContext, model: dict[str, Any], drift: dict[str, Any]) ->
     from jobs import gate
 
     version = PinnedModel.from_xcom(model).model_version
-    return gate.run(run.settings, run.run_date, version, run.run_id, drift)
+    return gate.run(run.settings, run.run_date, version, run.run_id, drift).to_xcom()
 
 
 @stage()
@@ -184,4 +186,6 @@ def evaluate(run: RunContext, published: dict[str, Any]) -> dict[str, Any]:
 def retrain_needed(pipeline: str, gate: dict[str, Any], evaluated: dict[str, Any] | None = None) -> bool:
     """Go on to trigger the retrain DAG when the drift gate recommends retraining, or when
     realized performance fell below its threshold and `performance.trigger_retrain` is set."""
-    return bool(gate.get("trigger_retrain") or (evaluated or {}).get("trigger_retrain"))
+    from jobs.gate import GateDecision
+
+    return GateDecision.from_xcom(gate).trigger_retrain or bool((evaluated or {}).get("trigger_retrain"))

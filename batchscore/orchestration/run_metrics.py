@@ -6,7 +6,12 @@ Importing this module imports no Spark, XGBoost, Great Expectations or Evidently
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from batchscore.models.metadata import typed_field
+from batchscore.models.pinned import BadStageResult
 
 if TYPE_CHECKING:
     from batchscore.settings import Settings
@@ -22,9 +27,51 @@ STAGE_TASKS = (
 )
 
 
-def stage_seconds(stage: dict[str, Any]) -> float:
-    """What a stage took in this run: the reuse check for a reused output, else its compute time."""
-    return float(stage["reuse_seconds"] if stage.get("reused") else stage["seconds"])
+@dataclass(frozen=True)
+class StageTiming:
+    """What every stage's XCom says about its cost: the time it took (None when it reports none),
+    its CPU seconds when measured, and for a reused output the time the reuse check took."""
+
+    stage: str
+    seconds: float | None = None
+    cpu_seconds: float | None = None
+    reused: bool = False
+    reuse_seconds: float | None = None
+
+    @property
+    def elapsed(self) -> float | None:
+        """What the stage took in this run: the reuse check for a reused output, else its compute
+        time; None for a stage that reports no `seconds`."""
+        if self.seconds is None:
+            return None
+        return self.reuse_seconds if self.reused else self.seconds
+
+    @classmethod
+    def from_xcom(cls, value: Any) -> StageTiming:
+        """Read a stage's timing fields back from its XCom, checking each one it carries."""
+        if not isinstance(value, Mapping):
+            raise BadStageResult(f"a stage's result: expected a mapping, found {type(value).__name__}")
+        stage = typed_field(value, "stage", str, "a stage's result", BadStageResult)
+        where = f"{stage}'s result"
+        reused = bool(value.get("reused"))
+        return cls(
+            stage=stage,
+            seconds=_seconds(value, "seconds", where),
+            cpu_seconds=_seconds(value, "cpu_seconds", where),
+            reused=reused,
+            reuse_seconds=_seconds(value, "reuse_seconds", where, required=reused),
+        )
+
+
+def _seconds(value: Mapping[str, Any], name: str, where: str, required: bool = False) -> float | None:
+    """`value[name]` as seconds (an int or a float); None when absent, unless `required`."""
+    seconds = value.get(name)
+    if seconds is None and not required:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        found = "nothing" if seconds is None else type(seconds).__name__
+        raise BadStageResult(f"{where}: field {name!r} must be a number, found {found}")
+    return float(seconds)
 
 
 def push_metrics(

@@ -9,6 +9,24 @@ from batchscore.storage.warehouse import open_warehouse
 from jobs import gate
 
 DAY = date(2026, 11, 21)
+GATE_XCOM = {  # the drift gate's XCom as the Airflow UI and the retrain DAG's conf have always had it
+    "stage": "gate",
+    "decision": gate.RETRAIN,
+    "alerted": True,
+    "trigger_retrain": True,
+    "run_date": DAY.isoformat(),
+    "model_version": 1,
+    "run_id": "run-1",
+    "reasons": ["26% of features drifted (limit 25%)"],
+    "drifted_share": 0.26,
+    "max_drifted_share": 0.25,
+    "drifted_features": ["f1"],
+    "prediction_method": "psi",
+    "prediction_statistic": 0.4,
+    "prediction_drifted": True,
+    "segments": {},
+    "report": None,
+}
 
 
 def test_decision_fires_only_above_the_allowed_share():
@@ -69,7 +87,7 @@ def test_gate_records_decision_from_recorded_metrics_and_alerts(churn_settings, 
     }
     result = gate.run(churn_settings, DAY, 1, "run-1", drift)
 
-    assert result["decision"] == gate.RETRAIN and result["alerted"]
+    assert result.decision == gate.RETRAIN and result.alerted
     assert "ALERT batchscore churn 2026-11-21: drift above threshold" in caplog.text
     events = warehouse.query("SELECT event, decision, run_id FROM model_events")
     assert events == [("drift_gate", "retrain_recommended", "run-1")]
@@ -83,7 +101,31 @@ def test_gate_without_metrics_says_what_to_run(churn_settings):
 def test_retraining_is_triggered_by_drift_or_by_realized_performance():
     from batchscore.orchestration.nightly_tasks import retrain_needed
 
-    assert retrain_needed("churn", {"trigger_retrain": True}, {"trigger_retrain": False})
-    assert retrain_needed("churn", {"trigger_retrain": False}, {"trigger_retrain": True})
-    assert not retrain_needed("churn", {"trigger_retrain": False}, {"trigger_retrain": False})
-    assert not retrain_needed("churn", {"trigger_retrain": False}, None)
+    fired, passed = GATE_XCOM, {**GATE_XCOM, "decision": gate.PASS, "trigger_retrain": False}
+    assert retrain_needed("churn", fired, {"trigger_retrain": False})
+    assert retrain_needed("churn", passed, {"trigger_retrain": True})
+    assert not retrain_needed("churn", passed, {"trigger_retrain": False})
+    assert not retrain_needed("churn", passed, None)
+
+
+def test_the_gate_xcom_keeps_its_keys_and_reads_back_the_same():
+    decided = gate.GateDecision.from_xcom(GATE_XCOM)
+    assert (decided.decision, decided.trigger_retrain, decided.model_version) == (gate.RETRAIN, True, 1)
+    assert decided.evidence["reasons"] == GATE_XCOM["reasons"]
+    assert decided.to_xcom() == GATE_XCOM
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, "expected a mapping"),
+        ({**GATE_XCOM, "trigger_retrain": "yes"}, "'trigger_retrain' must be a bool, found str"),
+        ({**GATE_XCOM, "model_version": True}, "'model_version' must be a int"),
+        ({k: v for k, v in GATE_XCOM.items() if k != "decision"}, "'decision' must be a str, found nothing"),
+    ],
+)
+def test_a_malformed_gate_xcom_fails_naming_the_field(value, message):
+    from batchscore.models.pinned import BadStageResult
+
+    with pytest.raises(BadStageResult, match=message):
+        gate.GateDecision.from_xcom(value)

@@ -172,11 +172,17 @@ def test_run_pins_the_model_of_the_day_or_the_param(churn_settings, three_versio
 
 
 def test_score_job_run_alone_scores_with_the_champion_of_its_day(churn_settings, three_versions, monkeypatch):
+    from batchscore.models.scored import ScoreResult
     from jobs import score
 
     scored = []
+
+    def run(settings, day, version, **_):
+        scored.append((day, version))
+        return ScoreResult(model_version=version, rows=0, path="", reused=False)
+
     monkeypatch.setattr(score, "load_settings", lambda name: churn_settings)
-    monkeypatch.setattr(score, "run", lambda settings, day, version, **_: scored.append((day, version)) or {})
+    monkeypatch.setattr(score, "run", run)
     score.main(["--pipeline", "churn", "--date", "2026-10-05"])
     score.main(["--pipeline", "churn", "--date", "2026-10-05", "--model-version", "1"])
     score.main(["--pipeline", "churn", "--date", "2026-10-20"])

@@ -125,7 +125,7 @@ def test_score_stage_writes_top_k_reasons_beside_the_scores(spark, churn_setting
     result = job.run(churn_settings, DAY, 1, spark)
     scores_path = lake.scores_partition("churn", 1, DAY)
     reasons_path = lake.reasons_partition("churn", 1, DAY)
-    assert Lake.is_complete(reasons_path) and result["reasons"]["rows"] == 3 * 2_000
+    assert Lake.is_complete(reasons_path) and result.details["reasons"]["rows"] == 3 * 2_000
     reasons = pq.read_table(reasons_path).sort_by([(KEY, "ascending"), ("rank", "ascending")])
     assert reasons.num_rows == 3 * 2_000
     assert reasons.column("rank").to_pylist()[:6] == [1, 2, 3, 1, 2, 3]

@@ -155,7 +155,7 @@ def test_features_and_scores_equal_the_reference_for_every_key(spark, churn_sett
     version = register_model(lake, expected, labels)
     result = score_job.run(churn_settings, DAY, version, spark, challenger_pinned=True, force=True)
     scores = read_partition(lake.scores_partition("churn", version, DAY))
-    assert result["rows"] == ROWS and scores.column(KEY).to_pylist() == raw.column(KEY).to_pylist()
+    assert result.rows == ROWS and scores.column(KEY).to_pylist() == raw.column(KEY).to_pylist()
 
     booster = xgb.Booster(model_file=str(ModelRegistry(lake, "churn_xgb").get(version).artifact("model.ubj")))
     matrix = np.ascontiguousarray(np.column_stack([expected[n] for n in NAMES]))

@@ -155,7 +155,7 @@ def test_score_stage_writes_exactly_the_in_process_scores(spark, churn_settings,
     result = job.run(churn_settings, DAY, 1, spark)
 
     final = lake.scores_partition("churn", 1, DAY)
-    assert result["rows"] == ROWS and result["tasks"] == 8 and result["device"] == "cpu"
+    assert result.rows == ROWS and result.details["tasks"] == 8 and result.details["device"] == "cpu"
     assert Lake.is_complete(final)
     assert sorted(p.name for p in final.glob("*.parquet")) == [f"part-{i:05d}.parquet" for i in range(8)]
     scores = read_scores(final)
@@ -172,11 +172,12 @@ def test_score_stage_writes_exactly_the_in_process_scores(spark, churn_settings,
     # A forced rerun replaces the partition with identical files; the model is not loaded again.
     checksum = partition_checksum(final)
     again = job.run(churn_settings, DAY, 1, spark, force=True)
-    assert again["reused"] is False
+    assert again.reused is False
     assert partition_checksum(final) == checksum
-    common = result["worker_model_loads"].keys() & again["worker_model_loads"].keys()
+    loads, loads_again = result.details["worker_model_loads"], again.details["worker_model_loads"]
+    common = loads.keys() & loads_again.keys()
     assert common, "the reused Python workers ran tasks in both runs"
-    assert all(again["worker_model_loads"][pid] == result["worker_model_loads"][pid] for pid in common)
+    assert all(loads_again[pid] == loads[pid] for pid in common)
 
 
 def file_ids(partition: Path) -> dict[str, tuple[int, int]]:
@@ -188,35 +189,36 @@ def test_a_rerun_reuses_the_scores_until_the_features_or_a_model_change(spark, c
     first = job.run(churn_settings, DAY, 1, spark)
     final = lake.scores_partition("churn", 1, DAY)
     manifest = json.loads((final / MANIFEST).read_text())
-    assert first["reused"] is False and manifest["fingerprint"] == first["fingerprint"]
+    assert first.reused is False and manifest["fingerprint"] == first.details["fingerprint"]
     files = file_ids(final)
 
     again = job.run(churn_settings, DAY, 1, spark)
-    assert again["reused"] is True and file_ids(final) == files, "reused, not rewritten"
-    same = {k for k in first if k not in ("reused", "seconds", "rows_per_s")}
-    assert {k: again[k] for k in same} == {k: first[k] for k in same}, "the same result, as XCom"
-    assert job.run(with_inference(churn_settings, batch_rows=512), DAY, 1, spark)["reused"] is True
+    assert again.reused is True and file_ids(final) == files, "reused, not rewritten"
+    stored, reread = first.to_xcom(), again.to_xcom()
+    same = {k for k in stored if k not in ("reused", "seconds", "rows_per_s")}
+    assert {k: reread[k] for k in same} == {k: stored[k] for k in same}, "the same result, as XCom"
+    assert job.run(with_inference(churn_settings, batch_rows=512), DAY, 1, spark).reused is True
 
     onnx = job.run(with_inference(churn_settings, backend="onnx", explain=None), DAY, 1, spark)
-    assert onnx["reused"] is False and onnx["fingerprint"] != first["fingerprint"]
+    assert onnx.reused is False and onnx.details["fingerprint"] != first.details["fingerprint"]
     assert file_ids(final) != files
 
     # A challenger joins the pass: both partitions are scored, then both are reused.
     ModelRegistry(lake, "churn_xgb").move_alias("challenger", 2, reason="test")
     shadow = with_inference(churn_settings, challenger_alias="challenger")
-    assert job.run(shadow, DAY, 1, spark)["reused"] is False
+    assert job.run(shadow, DAY, 1, spark).reused is False
     both = {**file_ids(final), **file_ids(lake.scores_partition("churn", 2, DAY))}
     reused = job.run(shadow, DAY, 1, spark)
-    assert reused["reused"] is True and reused["challenger"]["rows"] == 1_000
+    assert reused.reused is True and reused.challenger is not None and reused.challenger.rows == 1_000
     assert {**file_ids(final), **file_ids(lake.scores_partition("churn", 2, DAY))} == both
     (lake.scores_partition("churn", 2, DAY) / "_SUCCESS").unlink()
-    assert job.run(shadow, DAY, 1, spark)["reused"] is False, "one incomplete partition rescoring all"
+    assert job.run(shadow, DAY, 1, spark).reused is False, "one incomplete partition rescoring all"
 
     # New features for the day (same manifest, other bytes) are rescored.
     files = file_ids(final)
     write_features_partition(lake, features_table(1_000, seed=8))
     assert (features / MANIFEST).is_file()
-    assert job.run(shadow, DAY, 1, spark)["reused"] is False and file_ids(final) != files
+    assert job.run(shadow, DAY, 1, spark).reused is False and file_ids(final) != files
 
 
 def test_onnx_backend_in_spark_agrees_with_xgboost(spark, churn_settings, lake):
@@ -238,7 +240,8 @@ def test_shadow_scoring_writes_and_publishes_the_challenger_apart(spark, churn_s
     settings = with_inference(churn_settings, challenger_alias="challenger")
 
     result = job.run(settings, DAY, 1, spark)
-    assert result["challenger"]["model_version"] == 2 and result["challenger"]["rows"] == 2_000
+    assert result.challenger is not None
+    assert (result.challenger.model_version, result.challenger.rows) == (2, 2_000)
     champion = read_scores(lake.scores_partition("churn", 1, DAY))
     challenger = read_scores(lake.scores_partition("churn", 2, DAY))
     assert set(challenger.column("model_version").to_pylist()) == {2}
@@ -278,7 +281,7 @@ def test_shadow_scoring_writes_and_publishes_the_challenger_apart(spark, churn_s
 def test_no_challenger_alias_means_no_shadow(spark, churn_settings, lake):
     write_features_partition(lake, features_table(500))
     result = job.run(with_inference(churn_settings, challenger_alias="challenger"), DAY, 1, spark)
-    assert result["challenger"] is None
+    assert result.challenger is None
     assert not lake.scores_partition("churn", 2, DAY).exists()
 
 
@@ -359,7 +362,7 @@ def test_cuda_without_a_gpu_fails_clearly_and_auto_falls_back(spark, churn_setti
         job.run(with_inference(churn_settings, device="cuda"), DAY, 1, spark)
     assert not lake.scores_partition("churn", 1, DAY).exists()
     result = job.run(with_inference(churn_settings, device="auto"), DAY, 1, spark)
-    assert result["device"] == "cpu" and result["rows"] == 500
+    assert result.details["device"] == "cpu" and result.rows == 500
 
 
 def test_plan_balances_row_groups_across_tasks(tmp_path):
