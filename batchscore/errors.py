@@ -10,3 +10,7 @@ class BadInput(PermanentFailure, ValueError):
 
     The message is one line naming what to fix; the CLI prints it and exits with status 2.
     """
+
+
+class BadStageResult(PermanentFailure, ValueError):
+    """A stage result read back from XCom lacks a field or holds the wrong type."""

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from batchscore.models.registry import ModelRegistry, ModelVersion
 from batchscore.models.scoring import SCORE_COLUMN
 from batchscore.quality.drift import DriftResult
+from batchscore.quality.drift_evidence import DriftReport
 from batchscore.settings import Settings, load_settings
 from batchscore.storage.lake import Lake
 from batchscore.storage.parquet import read_partition
@@ -56,7 +57,7 @@ def with_scores(features: pd.DataFrame, keys: np.ndarray, scores: np.ndarray, ke
     return features
 
 
-def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any]:
+def run(settings: Settings, run_date: date, model_version: int) -> DriftReport:
     """Drift of the day's features and scores against the model's reference: statistics to the
     warehouse, the Evidently report to the lake, and the evidence the gate decides on."""
     from batchscore.quality.drift import compute_drift
@@ -93,7 +94,7 @@ def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any
     open_warehouse(settings.platform.warehouse_url).replace_drift_metrics(
         pipeline.name, run_date, model_version, metric_rows(result) + attribution
     )
-    return {
+    stage_result = {
         "stage": "drift",
         "rows": result.current_rows,
         **summarize(result),
@@ -105,6 +106,7 @@ def run(settings: Settings, run_date: date, model_version: int) -> dict[str, Any
         "report_seconds": round(report_seconds, 3),
         "seconds": round(time.perf_counter() - started, 3),
     }
+    return DriftReport.from_xcom(stage_result)
 
 
 def report(
@@ -211,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = stage_arguments(__doc__.splitlines()[0])
     parser.add_argument("--model-version", type=int, required=True)
     args = parser.parse_args(argv)
-    print_result(run(load_settings(args.pipeline), args.date, args.model_version))
+    print_result(run(load_settings(args.pipeline), args.date, args.model_version).to_xcom())
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from batchscore.models.metadata import typed_field
 from batchscore.models.pinned import BadStageResult
 from batchscore.models.scoring import SCORE_COLUMN
 from batchscore.quality.drift import ALL_ROWS
+from batchscore.quality.drift_evidence import DriftEvidence
 from batchscore.settings import DriftSettings, Settings, load_settings
 from batchscore.storage.warehouse import open_warehouse
 from batchscore.telemetry.alerts import send_alert
@@ -74,15 +75,15 @@ class GateDecision:
         )
 
 
-def reasons_to_retrain(drift: dict[str, Any], settings: DriftSettings) -> list[str]:
+def reasons_to_retrain(drift: DriftEvidence, settings: DriftSettings) -> list[str]:
     """Pure: why the drift evidence calls for retraining (empty when it does not)."""
     limit = settings.max_drifted_share
     reasons = []
-    if drift["drifted_share"] > limit:
-        reasons.append(f"{drift['drifted_share']:.0%} of features drifted (limit {limit:.0%})")
-    if settings.prediction_gates and drift.get("prediction_drifted"):
+    if drift.drifted_share > limit:
+        reasons.append(f"{drift.drifted_share:.0%} of features drifted (limit {limit:.0%})")
+    if settings.prediction_gates and drift.prediction_drifted:
         reasons.append("the score's distribution drifted")
-    for name, seg in sorted(drift.get("segments", {}).items()):
+    for name, seg in sorted(drift.segments.items()):
         if seg["drifted_share"] > limit:
             reasons.append(f"segment {name}: {seg['drifted_share']:.0%} of features drifted")
         if settings.prediction_gates and seg.get("prediction_drifted"):
@@ -91,7 +92,7 @@ def reasons_to_retrain(drift: dict[str, Any], settings: DriftSettings) -> list[s
 
 
 def run(
-    settings: Settings, run_date: date, model_version: int, run_id: str, drift: dict[str, Any]
+    settings: Settings, run_date: date, model_version: int, run_id: str, drift: DriftEvidence
 ) -> GateDecision:
     """Decide on `drift`, record the decision in `model_events` and alert when the gate fires."""
     pipeline = settings.pipeline
@@ -99,14 +100,14 @@ def run(
     decision = RETRAIN if reasons else PASS
     evidence = {
         "reasons": reasons,
-        "drifted_share": drift["drifted_share"],
+        "drifted_share": drift.drifted_share,
         "max_drifted_share": pipeline.drift.max_drifted_share,
-        "drifted_features": drift["drifted_features"],
-        "prediction_method": drift.get("prediction_method"),
-        "prediction_statistic": drift.get("prediction_statistic"),
-        "prediction_drifted": drift.get("prediction_drifted"),
-        "segments": drift.get("segments", {}),
-        "report": drift.get("report"),
+        "drifted_features": list(drift.drifted_features),
+        "prediction_method": drift.prediction_method,
+        "prediction_statistic": drift.prediction_statistic,
+        "prediction_drifted": drift.prediction_drifted,
+        "segments": dict(drift.segments),
+        "report": drift.report,
     }
     open_warehouse(settings.platform.warehouse_url).record_event(
         pipeline.name, run_date, pipeline.model.name, model_version, "drift_gate", decision, evidence, run_id
@@ -131,7 +132,7 @@ def run(
     )
 
 
-def recorded_drift(settings: Settings, run_date: date, model_version: int) -> dict[str, Any]:
+def recorded_drift(settings: Settings, run_date: date, model_version: int) -> DriftEvidence:
     """The drift summary of a run, rebuilt from `drift_metrics` (for running the gate on its own)."""
     rows = open_warehouse(settings.platform.warehouse_url).query(
         "SELECT segment, feature, method, statistic, drifted FROM drift_metrics "
@@ -167,7 +168,7 @@ def recorded_drift(settings: Settings, run_date: date, model_version: int) -> di
         }
         for name, metrics in by_segment.items()
     }
-    return whole
+    return DriftEvidence.from_xcom(whole, "the recorded drift metrics")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,12 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from batchscore.errors import PermanentFailure
+from batchscore.errors import BadStageResult
 from batchscore.models.metadata import typed_field
 
-
-class BadStageResult(PermanentFailure, ValueError):
-    """A stage result read back from XCom lacks a field or holds the wrong type."""
+__all__ = ["BadStageResult", "PinnedModel"]
 
 
 @dataclass(frozen=True)

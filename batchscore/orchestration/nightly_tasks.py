@@ -16,6 +16,7 @@ from batchscore.models.scored import ScoreResult
 from batchscore.orchestration.run_context import RunContext
 from batchscore.orchestration.run_metrics import StageTiming, push_metrics
 from batchscore.orchestration.task_support import stage
+from batchscore.quality.drift_evidence import DriftEvidence
 
 
 @stage()
@@ -141,7 +142,7 @@ def drift_report(run: RunContext, model: dict[str, Any]) -> dict[str, Any]:
     """Drift statistics and the Evidently report against the model's reference sample."""
     from jobs import drift
 
-    return drift.run(run.settings, run.run_date, PinnedModel.from_xcom(model).model_version)
+    return drift.run(run.settings, run.run_date, PinnedModel.from_xcom(model).model_version).to_xcom()
 
 
 def _push_gate_metrics(run: RunContext, decided: dict[str, Any]) -> None:
@@ -155,7 +156,8 @@ def drift_gate(run: RunContext, model: dict[str, Any], drift: dict[str, Any]) ->
     from jobs import gate
 
     version = PinnedModel.from_xcom(model).model_version
-    return gate.run(run.settings, run.run_date, version, run.run_id, drift).to_xcom()
+    evidence = DriftEvidence.from_xcom(drift)
+    return gate.run(run.settings, run.run_date, version, run.run_id, evidence).to_xcom()
 
 
 @stage()

@@ -77,7 +77,10 @@ def nightly(settings: Settings, day: date, spark, model_version: int | None = No
     score.run(settings, day, version, spark)
     publish.run(settings, day, version, run_id=run_id, model_source=model.source)
     measured = drift.run(settings, day, version)
-    return {"model": model.to_xcom(), "gate": gate.run(settings, day, version, run_id, measured).to_xcom()}
+    return {
+        "model": model.to_xcom(),
+        "gate": gate.run(settings, day, version, run_id, measured.evidence).to_xcom(),
+    }
 
 
 def test_drift_retrain_promote_backfill_rollback(spark, tmp_path, monkeypatch):

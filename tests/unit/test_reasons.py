@@ -189,7 +189,7 @@ def test_attribution_rows_compare_with_the_reference_and_never_count_in_the_gate
     warehouse.replace_drift_metrics("churn", DAY, 1, features + rows)
     assert warehouse.query("SELECT count(*) FROM drift_metrics WHERE method = 'attribution'") == [(2,)]
     summary = recorded_drift(churn_settings, DAY, 1)
-    assert summary["drifted_share"] == 0.5 and summary["drifted_features"] == ["tenure_months"]
+    assert summary.drifted_share == 0.5 and summary.drifted_features == ("tenure_months",)
 
 
 def test_reference_attribution_is_the_mean_absolute_contribution(tmp_path):
