@@ -39,10 +39,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from batchscore.orchestration.airflow_run import run_pipeline, use_embedded_airflow
+
     settings = load_settings(args.pipeline)
+    use_embedded_airflow(settings)  # before the preflight, which may import Airflow (S3 connections)
     _refuse_before_start(settings, args.date)
     preflight.check_days(settings, [args.date], args)  # before Airflow starts: seconds, not hours
-    from batchscore.orchestration.airflow_run import run_pipeline
 
     print(f"Running DAG {settings.pipeline.dag_id} for {args.date} through Airflow (dag.test)...")
     outcome = run_pipeline(
@@ -69,8 +71,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             f"--start {args.start} is before {settings.pipeline.dag_id}'s start date {first_day} "
             "(schedule.start_date in the pipeline file): Airflow creates no task for those days; nothing was run"
         )
+    from batchscore.orchestration.airflow_run import run_pipeline, use_embedded_airflow
+
+    use_embedded_airflow(settings)  # before the preflight, which may import Airflow (S3 connections)
     preflight.check_days(settings, days, args)
-    from batchscore.orchestration.airflow_run import run_pipeline
 
     print(
         f"Backfilling {settings.pipeline.dag_id}: {len(days)} days, {days[0]} to {days[-1]}, one DagRun each"

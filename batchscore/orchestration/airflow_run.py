@@ -40,6 +40,15 @@ def airflow_environment(home: Path) -> dict[str, str]:
     }
 
 
+def use_embedded_airflow(settings: Settings) -> dict[str, str]:
+    """Point this process at the embedded Airflow, before anything imports Airflow: its
+    configuration (the DAGs folder its bundle serializes from) is read once, at first import,
+    and an S3 lake whose credentials are an Airflow connection imports it early."""
+    env = airflow_environment(settings.platform.home)
+    os.environ.update(env)
+    return env
+
+
 def ensure_metadata_db(env: dict[str, str]) -> None:
     """Create or upgrade the Airflow metadata database (idempotent, quiet)."""
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
@@ -85,8 +94,7 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Run the pipeline's DAG (the nightly one unless `dag_id` names another, e.g. its retrain
     DAG) for `run_date`; returns state, run id, per-task results and errors."""
-    env = airflow_environment(settings.platform.home)
-    os.environ.update(env)
+    env = use_embedded_airflow(settings)
     warnings.filterwarnings("ignore")  # Airflow's deprecation chatter; task errors still surface
     ensure_metadata_db(env)
 
