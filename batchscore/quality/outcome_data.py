@@ -61,8 +61,11 @@ def previous_published(warehouse: Warehouse, settings: Settings, table: str, run
 
 
 def slice_scores(warehouse: Warehouse, settings: Settings, s: Slice) -> pd.DataFrame:
-    """The slice's rows: entity key, score, and for multiclass scores the predicted class and
-    one `p_<class>` column per class."""
+    """The slice's rows, in entity-key order: entity key, score, and for multiclass scores the
+    predicted class and one `p_<class>` column per class.
+
+    The order is part of the result: the estimate's band draws one label per row in order, and
+    sums follow the row order to the last bit; a warehouse returns unordered rows in any order."""
     pipeline = settings.pipeline
     key = pipeline.dataset.entity_key
     extra = (
@@ -72,7 +75,7 @@ def slice_scores(warehouse: Warehouse, settings: Settings, s: Slice) -> pd.DataF
     )
     columns = ", ".join(quoted(c) for c in [key, "score", *extra])
     found = warehouse.query_columns(
-        f"SELECT {columns} FROM {quoted(s.table)} WHERE run_date = ? AND model_version = ?",
+        f"SELECT {columns} FROM {quoted(s.table)} WHERE run_date = ? AND model_version = ? ORDER BY {quoted(key)}",
         [s.run_date, s.model_version],
     )
     return pd.DataFrame(found)

@@ -141,6 +141,29 @@ def test_estimate_then_late_labels_replace_the_realized_rows_exactly_once(settin
     ]
 
 
+def test_estimates_do_not_depend_on_the_order_rows_were_published_in(settings):
+    """The band draws one label per row in order: rows come back in key order, whatever order
+    they were published (and stored) in, so the same scores give the same estimate and band."""
+    keys = list(range(1, 201))
+    scores = [((k * 37) % 100) / 100.0 for k in keys]
+    publish_day(settings, D1, keys, scores)
+    evaluate.run(settings, D1, run_id="in-order")
+    warehouse = open_warehouse(settings.platform.warehouse_url)
+    sql = (
+        "SELECT metric, value, lower, upper FROM model_performance_churn WHERE run_date = ? "
+        "AND kind = 'estimated' AND segment = 'all' ORDER BY metric"
+    )
+    first = warehouse.query(sql, [D1])
+    lake = Lake(settings.platform.lake_url)
+    reversed_scores = scores_file(
+        lake.scores_partition("churn", 1, D1), keys[::-1], scores[::-1], run_date=D1
+    )
+    (reversed_scores / SUCCESS_MARKER).touch()
+    publish.run(settings, D1, 1, run_id="reversed", force=True)
+    evaluate.run(settings, D1, run_id="reversed")
+    assert first and warehouse.query(sql, [D1]) == first
+
+
 def test_a_landed_label_partition_writes_only_realized_rows_once_per_announcement(
     settings, warehouse_url, tmp_path, monkeypatch, capsys
 ):
