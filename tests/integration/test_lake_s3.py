@@ -194,3 +194,31 @@ def test_a_stage_manifest_travels_with_its_partition_and_is_reused_from_the_buck
     assert reused is not None and reused["reused"] is True and (reused["rows"], reused["seconds"]) == (3, 4.2)
     assert reusable(lake, [final], "fp-2", time.perf_counter()) is None
     assert reusable(lake, [lake.features_partition("churn", date(2026, 11, 22))], "fp-1", 0.0) is None
+
+
+def test_raw_days_come_from_the_bucket_not_the_working_copy(lake):
+    """A partition another writer landed counts before it is staged in; listing stages nothing."""
+    assert lake.store is not None
+    client = s3_client(lake.store.client.meta.endpoint_url)
+    landed = {
+        "raw/churn_labels/dt=2026-11-20/part-0.parquet": b"x",
+        "raw/churn_labels/dt=2026-11-20/_SUCCESS": b"",
+        "raw/churn_labels/dt=2026-11-21/part-0.parquet": b"x",  # still landing
+        "raw/churn_labels/dt=2026-11-22/_SUCCESS": b"",
+        "raw/churn_labels/dt=latest/_SUCCESS": b"",  # not a day
+        "raw/churn_labels_v2/dt=2026-11-19/_SUCCESS": b"",  # another dataset
+    }
+    for key, body in landed.items():
+        client.put_object(Bucket=lake.store.bucket, Key=lake.store.key(key), Body=body)
+
+    assert not (lake.root / "raw").exists(), "nothing is staged in by listing"
+    assert list(lake.raw_days("churn_labels").items()) == [
+        (date(2026, 11, 20), True),
+        (date(2026, 11, 21), False),
+        (date(2026, 11, 22), True),
+    ]
+    assert lake.landed_raw("churn_labels") == [
+        lake.raw_partition("churn_labels", date(2026, 11, 20)),
+        lake.raw_partition("churn_labels", date(2026, 11, 22)),
+    ]
+    assert lake.raw_days("customers") == {}

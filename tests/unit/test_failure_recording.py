@@ -4,49 +4,28 @@ and a real webhook."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import duckdb
 import pytest
 
 from batchscore.settings import load_settings
+from tests.webhook import collecting_webhook
 
 DAY = date(2026, 11, 21)
-
-
-class _Hook(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:
-        _Hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
 def alerts(monkeypatch, tmp_path) -> Iterator[list[dict[str, Any]]]:
     """A webhook that collects alerts, and a fresh DuckDB warehouse, in the environment."""
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("BATCHSCORE_ALERT_WEBHOOK", f"http://127.0.0.1:{server.server_port}/hook")
     monkeypatch.setenv("BATCHSCORE_WAREHOUSE_URL", f"duckdb://{tmp_path / 'wh.duckdb'}")
     monkeypatch.setenv("BATCHSCORE_LAKE_URL", str(tmp_path / "lake"))
     monkeypatch.delenv("BATCHSCORE_PUSHGATEWAY_URL", raising=False)
-    _Hook.received = []
-    try:
-        yield _Hook.received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with collecting_webhook() as (url, received):
+        monkeypatch.setenv("BATCHSCORE_ALERT_WEBHOOK", url)
+        yield received
 
 
 class TaskInstance:

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
 from batchscore.orchestration.deadlines import deadline_alert, deadline_missed, due_at, publish_interval
 from batchscore.settings import ScheduleSettings, load_settings
 from tests.warehouse.slices import DAY, scores_file, target
+from tests.webhook import collecting_webhook
 
 BERLIN = ScheduleSettings(start_date=DAY, publish_by="06:00", timezone="Europe/Berlin")
 
@@ -49,28 +48,11 @@ def test_the_nightly_dag_carries_the_deadline_alert_and_it_serializes():
     assert deadline_alert(without) is None and not build_nightly_dag(without).deadline
 
 
-class _Hook(BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self) -> None:
-        _Hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def webhook(monkeypatch):  # type: ignore[no-untyped-def]
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    _Hook.received = []
-    monkeypatch.setenv("BATCHSCORE_ALERT_WEBHOOK", f"http://127.0.0.1:{server.server_port}/hook")
-    yield _Hook.received
-    server.shutdown()
-    server.server_close()
+    with collecting_webhook() as (url, received):
+        monkeypatch.setenv("BATCHSCORE_ALERT_WEBHOOK", url)
+        yield received
 
 
 def test_a_missed_deadline_alerts_only_while_the_day_is_unpublished(
